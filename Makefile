@@ -1,0 +1,50 @@
+# Samsa — the two commands are `make run` and `make test`.
+GO        ?= go
+BIN       ?= bin/samsa
+FUZZTIME  ?= 15s
+BENCHTIME ?= 1s
+STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.7.0
+
+# Packages whose tests run with the race detector (the core), and the rest.
+CORE_PKGS  = ./log/...
+OTHER_PKGS = $(shell $(GO) list ./... | grep -v '/log/')
+
+.PHONY: build run test test-integration bench bench-storage fuzz lint fmt clean
+
+build: ## build bin/samsa
+	$(GO) build -o $(BIN) ./cmd/samsa
+
+run: build ## start the main job on the embedded default (single node, ./data)
+	./$(BIN) --version
+	@echo "samsa: the Kafka listener (samsa serve) is not there yet; see README.md, 'What exists so far'."
+
+test: ## unit and in-process tests; race detector on the core packages
+	$(GO) test -race -count=1 -timeout 15m $(CORE_PKGS)
+	$(GO) test -count=1 -timeout 15m $(OTHER_PKGS)
+
+test-integration: ## service-backed tests; needs the SAMSA_TEST_* variables that .ci/run exports
+	SAMSA_TEST_REQUIRE_SERVICES=1 $(GO) test -count=1 -timeout 30m -run 'Integration' ./...
+
+bench: ## every Go benchmark once, with allocations
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+
+bench-storage: ## append throughput beside dd on the same disk, median of several runs
+	scripts/bench-storage.sh
+
+fuzz: ## each fuzz target for FUZZTIME
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+lint: ## go vet and staticcheck (pinned)
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+fmt: ## gofmt every Go file
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin
