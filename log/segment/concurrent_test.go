@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/samsa-io/samsa/internal/tmpdir"
 	"github.com/stretchr/testify/require"
 )
 
@@ -13,7 +14,7 @@ import (
 // and deletes old segments: every read must return whole, valid batches in
 // offset order, and the race detector must stay quiet.
 func TestConcurrentReaders(t *testing.T) {
-	l := openLog(t, memDir(t), Config{SegmentBytes: 4000, IndexIntervalBytes: 256, RetentionMs: -1}, NoCheckpoint)
+	l := openLog(t, tmpdir.Mem(t), Config{SegmentBytes: 4000, IndexIntervalBytes: 256, RetentionMs: -1}, NoCheckpoint)
 	defer l.Close()
 	var done atomic.Bool
 	var wg sync.WaitGroup

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/samsa-io/samsa/internal/tmpdir"
 	"github.com/stretchr/testify/require"
 )
 
@@ -28,7 +29,7 @@ func FuzzRecover(f *testing.F) {
 
 	cfg := Config{SegmentBytes: 1500, IndexIntervalBytes: 200}
 	f.Fuzz(func(t *testing.T, junk []byte, where uint8, at uint16) {
-		dir := memDir(t)
+		dir := tmpdir.Mem(t)
 		l := openLog(t, dir, cfg, NoCheckpoint)
 		var all [][]byte
 		for i := range 12 {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"testing"
 
 	"github.com/samsa-io/samsa/log/batch"
@@ -37,20 +36,6 @@ func makeBatch(t testing.TB, base int64, s spec) []byte {
 	require.NoError(t, err)
 	batch.SetBaseOffset(out, base)
 	return out
-}
-
-// memDir returns a temporary directory on tmpfs when the machine has one:
-// for tests of logic, where fsync costs time and proves nothing. Tests of
-// durability use t.TempDir on the real disk.
-func memDir(t testing.TB) string {
-	t.Helper()
-	if st, err := os.Stat("/dev/shm"); err != nil || !st.IsDir() {
-		return t.TempDir()
-	}
-	dir, err := os.MkdirTemp("/dev/shm", "samsa-test-")
-	require.NoError(t, err)
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
 }
 
 func testConfig(c Config) Config {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/samsa-io/samsa/internal/tmpdir"
 	"github.com/samsa-io/samsa/log/batch"
 	"github.com/stretchr/testify/require"
 )
@@ -95,7 +96,7 @@ func TestModel(t *testing.T) {
 
 func runModel(t *testing.T, seed uint64, steps int) {
 	r := rand.New(rand.NewPCG(seed, seed*7919))
-	dir := memDir(t)
+	dir := tmpdir.Mem(t)
 	cfg := Config{
 		SegmentBytes:       int64(400 + r.IntN(6000)),
 		IndexIntervalBytes: int32(r.IntN(1500)),

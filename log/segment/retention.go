@@ -59,7 +59,8 @@ func (l *Log) Retain(now time.Time) (int, error) {
 // offset falls inside a segment; retention when it is a segment base). If
 // the active segment is entirely below offset, a new empty segment is
 // rolled first. Readers holding Sections of deleted segments keep reading
-// them until they release them. It returns the number of segments deleted.
+// them until they release them. It returns the number of segments deleted;
+// an error means nothing changed.
 func (l *Log) DeleteBefore(offset int64) (int, error) {
 	if l.closed {
 		return 0, ErrClosed
@@ -85,10 +86,15 @@ func (l *Log) DeleteBefore(offset int64) (int, error) {
 	}
 	l.start.Store(offset)
 	n, err := l.dropBelowStart()
+	if err != nil {
+		// The start has moved and reads below it are refused; files left
+		// behind are deleted again at the next Open.
+		l.cfg.Logger.Warn("old segment files not deleted", "dir", l.dir, "err", err)
+	}
 	if n > 0 {
 		l.cfg.Logger.Info("segments deleted", "dir", l.dir, "segments", n, "log_start_offset", offset)
 	}
-	return n, err
+	return n, nil
 }
 
 // dropBelowStart deletes the leading segments that hold only offsets below
