@@ -75,6 +75,9 @@ func Open(dir string, cfg Config) (*Partition, error) {
 	if cfg.Log.Logger == nil {
 		cfg.Log.Logger = cfg.Logger
 	}
+	if err := finishRestore(dir); err != nil {
+		return nil, fmt.Errorf("partition: open %s: %w", dir, err)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("partition: open: %w", err)
 	}

@@ -23,8 +23,9 @@ type Log struct {
 	start atomic.Int64 // log start offset: reads below it are out of range
 	next  atomic.Int64 // offset the next batch gets (the high watermark)
 
+	cfg atomic.Pointer[Config] // replaced whole by SetConfig, from any goroutine
+
 	// Writer-only state.
-	cfg      Config
 	dirDirty bool // files were created or removed since the last Sync
 }
 
@@ -56,17 +57,19 @@ func (l *Log) Segments() int {
 	return len(l.segs)
 }
 
-// Config returns the settings in force. Writer only.
-func (l *Log) Config() Config { return l.cfg }
+// Config returns the settings in force.
+func (l *Log) Config() Config { return *l.cfg.Load() }
 
 // SetConfig changes the settings; they apply from the next append or
-// retention pass. Writer only.
+// retention pass. Safe from any goroutine: replicas may change settings
+// at different moments, which changes where segments roll but never which
+// records they hold.
 func (l *Log) SetConfig(cfg Config) error {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	l.cfg = cfg
+	l.cfg.Store(&cfg)
 	return nil
 }
 
@@ -115,7 +118,7 @@ func (l *Log) AppendPatched(head, b []byte) error {
 		return fmt.Errorf("segment: append offset %d to %s: %w", h.BaseOffset, s.path, err)
 	}
 	s.dirty = true
-	s.noteBatch(&h, pos, size, int64(l.cfg.IndexIntervalBytes))
+	s.noteBatch(&h, pos, size, int64(l.cfg.Load().IndexIntervalBytes))
 	s.next.Store(h.NextOffset())
 	s.size.Store(pos + size)
 	l.next.Store(h.NextOffset())
@@ -131,13 +134,13 @@ func (l *Log) shouldRoll(h *batch.Header, size int64) bool {
 	if cur == 0 {
 		return false
 	}
-	if cur+size > l.cfg.SegmentBytes || h.LastOffset()-s.base > math.MaxInt32 {
+	if cur+size > l.cfg.Load().SegmentBytes || h.LastOffset()-s.base > math.MaxInt32 {
 		return true
 	}
 	if s.firstTs > noTimestamp && h.MaxTimestamp > noTimestamp {
-		return h.MaxTimestamp-s.firstTs > l.cfg.SegmentMs
+		return h.MaxTimestamp-s.firstTs > l.cfg.Load().SegmentMs
 	}
-	return l.cfg.Now().Sub(s.created).Milliseconds() > l.cfg.SegmentMs
+	return l.cfg.Load().Now().Sub(s.created).Milliseconds() > l.cfg.Load().SegmentMs
 }
 
 // roll seals the active segment and starts a new one at base.
@@ -146,7 +149,7 @@ func (l *Log) roll(base int64) error {
 	if err := old.seal(); err != nil {
 		return err
 	}
-	s, err := createSegment(l.dir, base, l.cfg.Now())
+	s, err := createSegment(l.dir, base, l.cfg.Load().Now())
 	if err != nil {
 		// Stay on the old segment, writable again; the next append retries.
 		return errors.Join(fmt.Errorf("segment: roll at offset %d: %w", base, err), old.unseal())
@@ -155,7 +158,7 @@ func (l *Log) roll(base int64) error {
 	l.segs = append(l.segs, s)
 	l.mu.Unlock()
 	l.dirDirty = true
-	l.cfg.Logger.Debug("segment rolled", "dir", l.dir, "base_offset", base)
+	l.cfg.Load().Logger.Debug("segment rolled", "dir", l.dir, "base_offset", base)
 	return nil
 }
 

@@ -50,6 +50,9 @@ func (s *Section) AppendTo(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
+// Base is the base offset of the segment the section is in.
+func (s *Section) Base() int64 { return s.seg.base }
+
 // Release releases every section in secs.
 func Release(secs []Section) {
 	for i := range secs {
@@ -113,6 +116,24 @@ func (l *Log) Read(offset int64, maxBytes int, dst []Section) ([]Section, error)
 		if stop < size || budget <= 0 {
 			break
 		}
+	}
+	return dst, nil
+}
+
+// Snapshot appends to dst one Section per segment, oldest first, each
+// covering every batch the segment holds now: a point-in-time copy of the
+// log for shipping elsewhere (a Raft snapshot). Later appends and
+// retention do not change what the sections cover. The caller must
+// Release them.
+func (l *Log) Snapshot(dst []Section) ([]Section, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return dst, ErrClosed
+	}
+	for _, s := range l.segs {
+		s.incRef()
+		dst = append(dst, Section{File: s.f, Pos: 0, Len: s.size.Load(), seg: s})
 	}
 	return dst, nil
 }

@@ -44,7 +44,8 @@ func Open(dir string, cfg Config, opts OpenOptions) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("segment: open: %w", err)
 	}
-	l := &Log{dir: dir, dirf: dirf, cfg: cfg}
+	l := &Log{dir: dir, dirf: dirf}
+	l.cfg.Store(&cfg)
 	if err := l.recover(opts); err != nil {
 		for _, s := range l.segs {
 			s.decRef()
@@ -173,20 +174,20 @@ func (l *Log) recoverToCheckpoint(cp int64, clean bool) error {
 	}
 	l.segs = l.segs[:i+1]
 	for j, s := range l.segs[:i] {
-		if err := s.resume(l.segs[j+1].base, l.cfg); err != nil {
+		if err := s.resume(l.segs[j+1].base, *l.cfg.Load()); err != nil {
 			return err
 		}
 	}
 	a := l.active()
 	if clean {
-		if err := a.resume(math.MaxInt64, l.cfg); err != nil {
+		if err := a.resume(math.MaxInt64, *l.cfg.Load()); err != nil {
 			return err
 		}
 		if a.next.Load() == cp {
 			return nil
 		}
 	}
-	end, err := a.rebuild(true, cp, l.cfg)
+	end, err := a.rebuild(true, cp, *l.cfg.Load())
 	if err != nil {
 		return err
 	}
@@ -204,7 +205,7 @@ func (l *Log) recoverClean() error {
 		if i+1 < len(l.segs) {
 			limit = l.segs[i+1].base
 		}
-		if err := s.resume(limit, l.cfg); err != nil {
+		if err := s.resume(limit, *l.cfg.Load()); err != nil {
 			return err
 		}
 	}
@@ -215,12 +216,12 @@ func (l *Log) recoverClean() error {
 // first one that is torn, fails its CRC, or breaks the run of offsets.
 func (l *Log) recoverAll() error {
 	for i, s := range l.segs {
-		end, err := s.rebuild(true, math.MaxInt64, l.cfg)
+		end, err := s.rebuild(true, math.MaxInt64, *l.cfg.Load())
 		if err != nil {
 			return err
 		}
 		if i+1 < len(l.segs) && (end != l.segs[i+1].base || s.size.Load() == 0) {
-			l.cfg.Logger.Warn("log cut after a torn segment", "dir", l.dir, "segment", s.path, "offset", end)
+			l.cfg.Load().Logger.Warn("log cut after a torn segment", "dir", l.dir, "segment", s.path, "offset", end)
 			for _, g := range l.segs[i+1:] {
 				if err := g.remove(); err != nil {
 					return err

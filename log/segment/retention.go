@@ -19,7 +19,7 @@ func (l *Log) RetentionPoint(now time.Time) int64 {
 	if len(l.segs) == 0 {
 		return point
 	}
-	if ms := l.cfg.RetentionMs; ms >= 0 {
+	if ms := l.cfg.Load().RetentionMs; ms >= 0 {
 		cutoff := now.UnixMilli() - ms
 		for i, s := range l.segs {
 			if s.size.Load() == 0 || s.largestTimestamp() >= cutoff {
@@ -32,7 +32,7 @@ func (l *Log) RetentionPoint(now time.Time) int64 {
 			}
 		}
 	}
-	if limit := l.cfg.RetentionBytes; limit >= 0 {
+	if limit := l.cfg.Load().RetentionBytes; limit >= 0 {
 		var total int64
 		for _, s := range l.segs {
 			total += s.size.Load()
@@ -75,7 +75,7 @@ func (l *Log) DeleteBefore(offset int64) (int, error) {
 		// Start an empty segment without sealing this one: it is about to be
 		// deleted, and sealing would write index files to a disk that may
 		// be full — the very reason records are being deleted.
-		s, err := createSegment(l.dir, l.next.Load(), l.cfg.Now())
+		s, err := createSegment(l.dir, l.next.Load(), l.cfg.Load().Now())
 		if err != nil {
 			return 0, fmt.Errorf("segment: delete before %d: %w", offset, err)
 		}
@@ -89,10 +89,10 @@ func (l *Log) DeleteBefore(offset int64) (int, error) {
 	if err != nil {
 		// The start has moved and reads below it are refused; files left
 		// behind are deleted again at the next Open.
-		l.cfg.Logger.Warn("old segment files not deleted", "dir", l.dir, "err", err)
+		l.cfg.Load().Logger.Warn("old segment files not deleted", "dir", l.dir, "err", err)
 	}
 	if n > 0 {
-		l.cfg.Logger.Info("segments deleted", "dir", l.dir, "segments", n, "log_start_offset", offset)
+		l.cfg.Load().Logger.Info("segments deleted", "dir", l.dir, "segments", n, "log_start_offset", offset)
 	}
 	return n, nil
 }
@@ -152,7 +152,7 @@ func (l *Log) Truncate(offset int64) error {
 	if err := s.unseal(); err != nil {
 		return fmt.Errorf("segment: truncate %s: %w", s.path, err)
 	}
-	if err := s.truncateAt(offset, l.cfg); err != nil {
+	if err := s.truncateAt(offset, *l.cfg.Load()); err != nil {
 		return fmt.Errorf("segment: truncate %s at offset %d: %w", s.path, offset, err)
 	}
 	l.next.Store(offset)
@@ -161,7 +161,7 @@ func (l *Log) Truncate(offset int64) error {
 
 // reset deletes every segment and starts an empty log at offset.
 func (l *Log) reset(offset int64) error {
-	s, err := createSegment(l.dir, offset, l.cfg.Now())
+	s, err := createSegment(l.dir, offset, l.cfg.Load().Now())
 	if err != nil {
 		return fmt.Errorf("segment: reset at offset %d: %w", offset, err)
 	}

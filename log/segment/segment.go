@@ -26,6 +26,9 @@ const noTimestamp = -1
 
 func segmentName(base int64) string { return fmt.Sprintf("%020d", base) }
 
+// FileName is the name of the .log file of the segment starting at base.
+func FileName(base int64) string { return segmentName(base) + logSuffix }
+
 // segment is one .log file and its two indexes.
 type segment struct {
 	base int64

@@ -1,0 +1,66 @@
+package meta
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"strconv"
+)
+
+// registerNode adds a node or updates its addresses. Two nodes may not
+// share a Raft address: dragonboat would route one's messages to the other.
+func (s *State) registerNode(c RegisterNode) Result {
+	if c.ID == 0 || c.ID >= FirstMovedReplicaID {
+		return refuse(fmt.Errorf("%w: node id %d outside [1, %d)", ErrInvalidRequest, c.ID, FirstMovedReplicaID))
+	}
+	if err := checkAddr("raft", c.RaftAddr); err != nil {
+		return refuse(err)
+	}
+	if err := checkAddr("kafka", c.KafkaAddr); err != nil {
+		return refuse(err)
+	}
+	for _, id := range sortedKeys(s.nodes) {
+		if n := s.nodes[id]; id != c.ID && n.RaftAddr == c.RaftAddr {
+			return refuse(fmt.Errorf("%w: raft address %q is node %d's", ErrInvalidRequest, c.RaftAddr, id))
+		}
+	}
+	n := Node(c)
+	if old, ok := s.nodes[c.ID]; ok && old == n {
+		return Result{}
+	}
+	s.nodes[c.ID] = n
+	s.changed()
+	return Result{}
+}
+
+// checkAddr accepts host:port with a non-empty host and a port in
+// [1, 65535]. It does not resolve the host: apply does no I/O.
+func checkAddr(what, addr string) error {
+	if len(addr) > MaxAddrLen {
+		return fmt.Errorf("%w: %s address longer than %d bytes", ErrInvalidRequest, what, MaxAddrLen)
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%w: %s address %q: %v", ErrInvalidRequest, what, addr, err)
+	}
+	p, err := strconv.Atoi(port)
+	if host == "" || err != nil || p < 1 || p > math.MaxUint16 {
+		return fmt.Errorf("%w: %s address %q is not host:port", ErrInvalidRequest, what, addr)
+	}
+	return nil
+}
+
+// allocateProducerIDs reserves a block of producer ids. Ids are never
+// handed out twice, so a producer's id is unique for the cluster's life.
+func (s *State) allocateProducerIDs(c AllocateProducerIDs) Result {
+	if c.Count < 1 || c.Count > MaxProducerIDBlock {
+		return refuse(fmt.Errorf("%w: producer id count %d outside [1, %d]", ErrInvalidRequest, c.Count, MaxProducerIDBlock))
+	}
+	first := s.nextProducerID
+	if first > math.MaxInt64-c.Count {
+		return refuse(fmt.Errorf("%w: producer ids exhausted", ErrInvalidRequest))
+	}
+	s.nextProducerID += c.Count
+	s.changed()
+	return success(uint64(first))
+}

@@ -1,0 +1,116 @@
+package replica
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/lni/dragonboat/v4"
+	"github.com/lni/dragonboat/v4/client"
+	sm "github.com/lni/dragonboat/v4/statemachine"
+	"github.com/samsa-io/samsa/log/meta"
+)
+
+// Meta is this host's replica of the meta shard: the cluster metadata,
+// readable at any time, and the way to change it.
+type Meta struct {
+	host    *Host
+	session *client.Session
+	sem     chan struct{}
+
+	mu      sync.RWMutex // guards st
+	st      *meta.State
+	changed notifier
+}
+
+// StartMeta starts this host's replica of the meta shard. members maps
+// node ids (the meta replicas' ids) to Raft addresses; join starts an
+// empty replica that an existing cluster adds.
+func (h *Host) StartMeta(members map[uint64]string, join bool) (*Meta, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.meta != nil {
+		return h.meta, nil
+	}
+	m := &Meta{host: h, session: h.nh.GetNoOPSession(meta.MetaShardID), st: meta.NewState(), sem: make(chan struct{}, h.cfg.MaxInFlight)}
+	targets := map[uint64]dragonboat.Target{}
+	if !join {
+		for id, addr := range members {
+			targets[id] = addr
+		}
+	}
+	cfg := h.shardConfig(meta.MetaShardID, h.cfg.NodeID)
+	cfg.SnapshotEntries = 10_000 // the whole state is snapshotted: keep the log short
+	create := func(shardID, replicaID uint64) sm.IStateMachine { return (*metaSM)(m) }
+	if err := h.nh.StartReplica(targets, join, create, cfg); err != nil {
+		return nil, fmt.Errorf("replica: start the meta shard: %w", mapError(err))
+	}
+	h.meta = m
+	return m, nil
+}
+
+// Read calls fn with the metadata as this replica has applied it. fn must
+// not keep references to what it reads or call back into Meta.
+func (m *Meta) Read(fn func(*meta.State)) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	fn(m.st)
+}
+
+// Changed returns a channel closed at the next change of the metadata.
+func (m *Meta) Changed() <-chan struct{} { return m.changed.Wait() }
+
+// Leader returns the meta shard's leader (the controller) as this node
+// knows it.
+func (m *Meta) Leader() (leaderID, term uint64, ok bool) { return m.host.Leader(meta.MetaShardID) }
+
+// Propose proposes a metadata change and waits until it is applied here,
+// so a Read after Propose returns sees it. A refusal (topic exists, ...)
+// is in Result.Err(); the error is for the proposal itself.
+func (m *Meta) Propose(ctx context.Context, cmd meta.Command) (meta.Result, error) {
+	select {
+	case m.sem <- struct{}{}:
+	case <-ctx.Done():
+		return meta.Result{}, ctx.Err()
+	}
+	defer func() { <-m.sem }()
+	ctx, cancel := context.WithTimeout(ctx, m.host.cfg.ProposalTimeout)
+	defer cancel()
+	r, err := m.host.nh.SyncPropose(ctx, m.session, meta.Encode(cmd))
+	if err != nil {
+		return meta.Result{}, fmt.Errorf("replica: meta shard: %w", mapError(err))
+	}
+	return meta.DecodeResult(r.Value, r.Data)
+}
+
+// metaSM is dragonboat's in-memory state machine for the meta shard: the
+// state lives in memory and is rebuilt from snapshots and the Raft log.
+type metaSM Meta
+
+func (s *metaSM) Update(e sm.Entry) (sm.Result, error) {
+	s.mu.Lock()
+	r := s.st.Apply(e.Cmd)
+	s.mu.Unlock()
+	s.changed.Broadcast()
+	v, data := meta.EncodeResult(r)
+	return sm.Result{Value: v, Data: data}, nil
+}
+
+func (s *metaSM) Lookup(any) (any, error) { return nil, fmt.Errorf("replica: use Meta.Read") }
+
+func (s *metaSM) SaveSnapshot(w io.Writer, _ sm.ISnapshotFileCollection, _ <-chan struct{}) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.st.Save(w)
+}
+
+func (s *metaSM) RecoverFromSnapshot(r io.Reader, _ []sm.SnapshotFile, _ <-chan struct{}) error {
+	s.mu.Lock()
+	err := s.st.Load(r)
+	s.mu.Unlock()
+	s.changed.Broadcast()
+	return err
+}
+
+func (s *metaSM) Close() error { return nil }
