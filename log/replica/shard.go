@@ -64,8 +64,9 @@ func (h *Host) StartPartition(spec PartitionSpec) (*Shard, error) {
 		replica: spec.ReplicaID,
 		session: h.nh.GetNoOPSession(spec.ShardID),
 		sem:     make(chan struct{}, h.cfg.MaxInFlight),
-		sm:      &partitionSM{host: h, shardID: spec.ShardID, dir: spec.Dir, cfg: spec.Config},
+		sm:      &partitionSM{host: h, shardID: spec.ShardID, dir: spec.Dir},
 	}
+	s.sm.cfg.Store(&spec.Config)
 	members := map[uint64]dragonboat.Target{}
 	if !spec.Join {
 		for id, addr := range spec.Members {
@@ -156,6 +157,16 @@ func (s *Shard) IsLeader() bool {
 	return ok && id == s.replica
 }
 
+// SetConfig changes the partition's settings (segment size, retention):
+// the open partition's at once, and the one a snapshot restore opens.
+func (s *Shard) SetConfig(cfg partition.Config) error {
+	s.sm.cfg.Store(&cfg)
+	if p := s.Partition(); p != nil {
+		return p.Log().SetConfig(cfg.Log)
+	}
+	return nil
+}
+
 // ReplicaID is this replica's id in the shard.
 func (s *Shard) ReplicaID() uint64 { return s.replica }
 
@@ -233,7 +244,7 @@ type partitionSM struct {
 	host    *Host
 	shardID uint64
 	dir     string
-	cfg     partition.Config
+	cfg     atomic.Pointer[partition.Config]
 
 	p       atomic.Pointer[partition.Partition]
 	applied notifier
@@ -243,7 +254,7 @@ type partitionSM struct {
 // Open opens the partition and returns the last index durable in its
 // checkpoint; the log past it was cut, and dragonboat applies it again.
 func (s *partitionSM) Open(stop <-chan struct{}) (uint64, error) {
-	p, err := partition.Open(s.dir, s.cfg)
+	p, err := partition.Open(s.dir, *s.cfg.Load())
 	if err != nil {
 		return 0, err
 	}
@@ -306,7 +317,7 @@ func (s *partitionSM) RecoverFromSnapshot(r io.Reader, stop <-chan struct{}) err
 	if _, err := partition.Restore(s.dir, r, stop, sm.ErrSnapshotStopped); err != nil {
 		return err
 	}
-	p, err := partition.Open(s.dir, s.cfg)
+	p, err := partition.Open(s.dir, *s.cfg.Load())
 	if err != nil {
 		return err
 	}

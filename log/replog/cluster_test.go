@@ -1,0 +1,228 @@
+package replog
+
+import (
+	"bytes"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/samsa-io/samsa/log/meta"
+	"github.com/samsa-io/samsa/log/segment"
+	"github.com/stretchr/testify/require"
+)
+
+// testCluster is n nodes in one process, each with its own NodeHost on a
+// loopback port and its own data directory.
+type testCluster struct {
+	nodes []*testNode
+}
+
+func newCluster(t *testing.T, n int) *testCluster {
+	t.Helper()
+	root := t.TempDir()
+	peers := map[uint64]string{}
+	for i := 1; i <= n; i++ {
+		peers[uint64(i)] = freeAddr(t)
+	}
+	c := &testCluster{}
+	for i := 1; i <= n; i++ {
+		c.nodes = append(c.nodes, newNode(t, filepath.Join(root, fmt.Sprint(i)), uint64(i), peers))
+	}
+	c.openAll(t)
+	t.Cleanup(func() { c.closeAll(t) })
+	return c
+}
+
+// openAll opens every closed node at once: each waits for the meta
+// shard, which needs a majority.
+func (c *testCluster) openAll(t *testing.T) {
+	var wg sync.WaitGroup
+	for _, n := range c.nodes {
+		if n.log == nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); n.open(t) }()
+		}
+	}
+	wg.Wait()
+}
+
+func (c *testCluster) closeAll(t *testing.T) {
+	var wg sync.WaitGroup
+	for _, n := range c.nodes {
+		wg.Add(1)
+		go func() { defer wg.Done(); n.close(t) }()
+	}
+	wg.Wait()
+}
+
+// leader returns the open node leading tp, waiting for one.
+func (c *testCluster) leader(t *testing.T, tp TopicPartition) *testNode {
+	t.Helper()
+	var found *testNode
+	require.Eventually(t, func() bool {
+		for _, n := range c.nodes {
+			if l := n.log; l != nil {
+				if _, _, err := l.leading(tp); err == nil {
+					found = n
+					return true
+				}
+			}
+		}
+		return false
+	}, 30*time.Second, 20*time.Millisecond, "a leader for %s", tp)
+	return found
+}
+
+// replicaBytes reads a node's own replica of tp, leader or not.
+func replicaBytes(t *testing.T, l *Log, tp TopicPartition) []byte {
+	t.Helper()
+	_, p, err := l.part(tp)
+	require.NoError(t, err)
+	require.NotNil(t, p.local)
+	lg := p.local.Partition().Log()
+	secs, err := lg.Read(lg.StartOffset(), 1<<30, nil)
+	require.NoError(t, err)
+	defer segment.Release(secs)
+	var out []byte
+	for i := range secs {
+		out, err = secs[i].AppendTo(out)
+		require.NoError(t, err)
+	}
+	return out
+}
+
+func TestClusterReplicates(t *testing.T) {
+	c := newCluster(t, 3)
+	ctx := ctxT(t, 60*time.Second)
+	require.NoError(t, c.nodes[0].log.CreateTopic(ctx, TopicSpec{Name: "rep", Partitions: 3, ReplicationFactor: 3}, false))
+	// Every node learns of the topic and starts its replicas.
+	for _, n := range c.nodes {
+		require.Eventually(t, func() bool { _, ok := n.log.Topic("rep"); return ok }, 10*time.Second, 10*time.Millisecond)
+	}
+	for p := int32(0); p < 3; p++ {
+		tp := TopicPartition{"rep", p}
+		l := c.leader(t, tp).log
+		for i := 0; i < 30; i++ {
+			_, err := l.Append(ctx, tp, recordBatch(t, int64(p), int32(i*5), "r", 5, 1), AppendOptions{Acks: AcksAll})
+			require.NoError(t, err)
+		}
+		want := replicaBytes(t, l, tp)
+		for _, n := range c.nodes {
+			require.Eventually(t, func() bool { return bytes.Equal(want, replicaBytes(t, n.log, tp)) }, 10*time.Second, 20*time.Millisecond,
+				"node %d holds %s byte for byte", n.cfg.NodeID, tp)
+		}
+		// Only the leader takes writes.
+		for _, n := range c.nodes {
+			if n.log != l {
+				_, err := n.log.Append(ctx, tp, recordBatch(t, -1, 0, "x", 1, 1), AppendOptions{Acks: AcksAll})
+				require.ErrorIs(t, err, ErrNotLeader)
+			}
+		}
+	}
+}
+
+// TestClusterFailover closes the leader's node while a writer appends to
+// whichever node leads: a new leader is elected, no acknowledged append is
+// lost or doubled, and appends resume.
+func TestClusterFailover(t *testing.T) {
+	c := newCluster(t, 3)
+	ctx := ctxT(t, 120*time.Second)
+	tp := TopicPartition{"fo", 0}
+	require.NoError(t, c.nodes[0].log.CreateTopic(ctx, TopicSpec{Name: "fo", Partitions: 1, ReplicationFactor: 3}, false))
+	old := c.leader(t, tp)
+
+	var mu sync.Mutex
+	var acked []string
+	var stop atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var seq int32
+		for !stop.Load() {
+			var l *Log
+			mu.Lock()
+			for _, n := range c.nodes {
+				if n.log != nil {
+					if _, _, err := n.log.leading(tp); err == nil {
+						l = n.log
+					}
+				}
+			}
+			mu.Unlock()
+			if l == nil {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			// A retry reuses its sequence: the producer id makes it safe.
+			_, err := l.Append(ctxT(t, 5*time.Second), tp, recordBatch(t, 7, seq, "f", 2, 1), AppendOptions{Acks: AcksAll})
+			if err != nil {
+				continue
+			}
+			mu.Lock()
+			acked = append(acked, fmt.Sprintf("f-%d", seq), fmt.Sprintf("f-%d", seq+1))
+			mu.Unlock()
+			seq += 2
+		}
+	}()
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
+	require.Eventually(t, func() bool { return count() > 100 }, 30*time.Second, 10*time.Millisecond)
+	mu.Lock()
+	oldLog := old.log
+	old.log = nil // the writer stops using it
+	mu.Unlock()
+	require.NoError(t, oldLog.Close(ctxT(t, 30*time.Second)))
+	before := count()
+	require.Eventually(t, func() bool { return count() > before+100 }, 60*time.Second, 10*time.Millisecond, "appends resume under a new leader")
+	stop.Store(true)
+	<-done
+
+	l := c.leader(t, tp).log
+	got := readAll(t, l, tp, 0)
+	seen := map[string]int{}
+	for _, v := range got {
+		seen[v]++
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, v := range acked {
+		require.Equal(t, 1, seen[v], "acknowledged record %s is stored exactly once", v)
+	}
+	// At most the last batch can be stored without an acknowledgement: it
+	// committed, but its reply was lost as the writer stopped.
+	require.LessOrEqual(t, len(got)-len(acked), 2, "nothing else is stored")
+}
+
+// TestClusterRestart stops every node and starts them again: topics,
+// records and group offsets all come back.
+func TestClusterRestart(t *testing.T) {
+	c := newCluster(t, 3)
+	ctx := ctxT(t, 120*time.Second)
+	require.NoError(t, c.nodes[1].log.CreateTopic(ctx, TopicSpec{Name: "keep", Partitions: 2, ReplicationFactor: 3}, false))
+	want := map[int32][]string{}
+	for p := int32(0); p < 2; p++ {
+		tp := TopicPartition{"keep", p}
+		l := c.leader(t, tp).log
+		for i := 0; i < 20; i++ {
+			_, err := l.Append(ctx, tp, recordBatch(t, -1, int32(i), fmt.Sprint("k", p), 1, 1), AppendOptions{Acks: AcksAll})
+			require.NoError(t, err)
+		}
+		want[p] = readAll(t, l, tp, 0)
+	}
+	_, err := c.nodes[2].log.CommitOffsets(ctx, "g", []meta.OffsetCommit{{Topic: "keep", Partition: 1, Offset: 17}})
+	require.NoError(t, err)
+
+	c.closeAll(t)
+	c.openAll(t)
+	for p := int32(0); p < 2; p++ {
+		tp := TopicPartition{"keep", p}
+		require.Equal(t, want[p], readAll(t, c.leader(t, tp).log, tp, 0))
+	}
+	for _, n := range c.nodes {
+		got, ok := n.log.CommittedOffset("g", TopicPartition{"keep", 1})
+		require.True(t, ok)
+		require.Equal(t, int64(17), got.Offset)
+	}
+}

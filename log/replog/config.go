@@ -1,0 +1,90 @@
+package replog
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/samsa-io/samsa/log/replica"
+)
+
+// Defaults.
+const (
+	DefaultRetentionCheck = 5 * time.Minute // log.retention.check.interval.ms
+	DefaultMinFreeBytes   = 128 << 20
+)
+
+// Config is a node's log configuration.
+type Config struct {
+	// NodeID identifies the node in the cluster. Default 1.
+	NodeID uint64 `yaml:"node_id"`
+	// DataDir holds everything: raft/ (dragonboat) and partitions/.
+	DataDir string `yaml:"data_dir"`
+	// RaftAddr is host:port for Raft traffic.
+	RaftAddr string `yaml:"raft_addr"`
+	// KafkaAddr is the Kafka address clients reach this node at; it is
+	// registered in the metadata for other nodes to advertise.
+	KafkaAddr string `yaml:"kafka_addr"`
+	// Peers are the meta shard's initial members, node id → Raft address;
+	// default this node alone.
+	Peers map[uint64]string `yaml:"peers"`
+	// Raft tunes replication (RTT, elections, LogDB, snapshots). NodeID,
+	// Dir and RaftAddr are filled in from the fields above.
+	Raft replica.Config `yaml:"raft"`
+	// RetentionCheck is how often leaders apply retention. Default 5 min.
+	RetentionCheck time.Duration `yaml:"retention_check"`
+	// MinFreeBytes refuses appends (KAFKA_STORAGE_ERROR) while the data
+	// directory's file system has less free space than this, so the Raft
+	// apply path never meets a full disk. Default 128 MiB; -1 disables.
+	MinFreeBytes int64 `yaml:"min_free_bytes"`
+	// Logger receives lifecycle events. Default slog.Default().
+	Logger *slog.Logger `yaml:"-"`
+}
+
+// WithDefaults returns c with unset fields at their defaults.
+func (c Config) WithDefaults() Config {
+	if c.NodeID == 0 {
+		c.NodeID = 1
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if len(c.Peers) == 0 {
+		c.Peers = map[uint64]string{c.NodeID: c.RaftAddr}
+	}
+	if c.RetentionCheck == 0 {
+		c.RetentionCheck = DefaultRetentionCheck
+	}
+	if c.MinFreeBytes == 0 {
+		c.MinFreeBytes = DefaultMinFreeBytes
+	}
+	c.Raft.NodeID, c.Raft.RaftAddr = c.NodeID, c.RaftAddr
+	c.Raft.Dir = filepath.Join(c.DataDir, "raft")
+	if c.Raft.Logger == nil {
+		c.Raft.Logger = c.Logger
+	}
+	c.Raft = c.Raft.WithDefaults()
+	return c
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data_dir: required"))
+	}
+	if c.KafkaAddr == "" {
+		errs = append(errs, errors.New("kafka_addr: required"))
+	}
+	if addr, ok := c.Peers[c.NodeID]; ok && addr != c.RaftAddr {
+		errs = append(errs, fmt.Errorf("peers: node %d is listed at %s but raft_addr is %s", c.NodeID, addr, c.RaftAddr))
+	}
+	if err := c.Raft.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("raft: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) partitionsDir() string { return filepath.Join(c.DataDir, "partitions") }
