@@ -9,7 +9,7 @@ STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.7.0
 CORE_PKGS  = ./log/...
 OTHER_PKGS = $(shell $(GO) list ./... | grep -v '/log/')
 
-.PHONY: build run test test-integration bench bench-storage fuzz lint fmt clean
+.PHONY: build run test test-integration bench bench-storage bench-replication fuzz lint fmt clean
 
 build: ## build bin/samsa
 	$(GO) build -o $(BIN) ./cmd/samsa
@@ -30,6 +30,9 @@ bench: ## every Go benchmark once, with allocations
 
 bench-storage: ## append throughput beside dd on the same disk, median of several runs
 	scripts/bench-storage.sh
+
+bench-replication: ## replicated append (RF 1, RF 3; pebble, tan) beside the storage engine
+	scripts/bench-replication.sh
 
 fuzz: ## each fuzz target for FUZZTIME
 	@set -e; for pkg in $$($(GO) list ./...); do \

@@ -24,8 +24,8 @@ const (
 
 // Defaults.
 const (
-	DefaultRTT                = 100 * time.Millisecond
-	DefaultElectionRTT        = 10 // election timeout 1–2 s at the default RTT
+	DefaultRTT                = 200 * time.Millisecond
+	DefaultElectionRTT        = 5 // election timeout 1–2 s at the default RTT
 	DefaultHeartbeatRTT       = 1
 	DefaultSnapshotBytes      = 64 << 20
 	DefaultCompactionOverhead = 1024
@@ -47,10 +47,13 @@ type Config struct {
 	// DeploymentID keeps nodes of different clusters from talking to each
 	// other. Default "SAMSA" in ASCII.
 	DeploymentID uint64 `yaml:"deployment_id"`
-	// RTT is dragonboat's logical clock tick. Default 100 ms.
+	// RTT is dragonboat's logical clock tick. Every tick visits every
+	// shard, so it sets the idle cost of many partitions (1,000 idle
+	// partitions: 8% of a core at 100 ms, 4% at 200 ms); commits do not
+	// wait for ticks. Default 200 ms.
 	RTT time.Duration `yaml:"rtt"`
 	// ElectionRTT is the election timeout in ticks (a random value between
-	// it and twice it is used). Default 10. Keep the timeout ≥ 1 s: shorter
+	// it and twice it is used). Default 5. Keep the timeout ≥ 1 s: shorter
 	// ones churn leaders on a loaded machine and large proposals never
 	// commit (DRAGONBOAT.md).
 	ElectionRTT uint64 `yaml:"election_rtt"`

@@ -58,6 +58,19 @@ func (m *Meta) Read(fn func(*meta.State)) {
 	fn(m.st)
 }
 
+// Barrier waits until this replica has applied everything the meta
+// shard had committed when Barrier was called (a Raft ReadIndex), so that
+// a Read after it is linearizable: no change acknowledged anywhere before
+// the call is missing.
+func (m *Meta) Barrier(ctx context.Context) error {
+	if _, err := m.host.nh.SyncRead(ctx, meta.MetaShardID, barrierQuery{}); err != nil {
+		return fmt.Errorf("replica: meta shard: %w", mapError(err))
+	}
+	return nil
+}
+
+type barrierQuery struct{}
+
 // Changed returns a channel closed at the next change of the metadata.
 func (m *Meta) Changed() <-chan struct{} { return m.changed.Wait() }
 
@@ -97,7 +110,13 @@ func (s *metaSM) Update(e sm.Entry) (sm.Result, error) {
 	return sm.Result{Value: v, Data: data}, nil
 }
 
-func (s *metaSM) Lookup(any) (any, error) { return nil, fmt.Errorf("replica: use Meta.Read") }
+// Lookup serves only Barrier; reads go through Meta.Read.
+func (s *metaSM) Lookup(q any) (any, error) {
+	if _, ok := q.(barrierQuery); ok {
+		return nil, nil
+	}
+	return nil, fmt.Errorf("replica: use Meta.Read")
+}
 
 func (s *metaSM) SaveSnapshot(w io.Writer, _ sm.ISnapshotFileCollection, _ <-chan struct{}) error {
 	s.mu.RLock()

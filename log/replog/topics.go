@@ -33,7 +33,7 @@ func (l *Log) CreateTopic(ctx context.Context, spec TopicSpec, validateOnly bool
 	if err := meta.ValidateConfigs(spec.Configs); err != nil {
 		return err
 	}
-	placements, err := l.place(0, int(spec.Partitions), int(spec.ReplicationFactor))
+	placements, err := l.place(ctx, 0, int(spec.Partitions), int(spec.ReplicationFactor))
 	if err != nil {
 		return err
 	}
@@ -57,14 +57,18 @@ func (l *Log) CreateTopic(ctx context.Context, spec TopicSpec, validateOnly bool
 
 // place chooses replicas for partitions [first, first+n): rf distinct
 // registered nodes each, the first one (the preferred leader) rotating so
-// that leaders spread over the nodes.
-func (l *Log) place(first, n, rf int) ([][]uint64, error) {
-	v := l.view.Load()
-	nodes := make([]uint64, 0, len(v.nodes))
-	for id := range v.nodes {
-		nodes = append(nodes, id)
+// that leaders spread over the nodes. It reads the nodes after a barrier,
+// so a node that registered anywhere a moment ago counts.
+func (l *Log) place(ctx context.Context, first, n, rf int) ([][]uint64, error) {
+	if err := l.meta.Barrier(ctx); err != nil {
+		return nil, mapReplicaError(err)
 	}
-	slices.Sort(nodes)
+	var nodes []uint64
+	l.meta.Read(func(s *meta.State) {
+		for _, nd := range s.Nodes() {
+			nodes = append(nodes, nd.ID)
+		}
+	})
 	if rf < 1 || rf > len(nodes) {
 		return nil, fmt.Errorf("%w: %d, with %d nodes in the cluster", ErrInvalidReplication, rf, len(nodes))
 	}
@@ -128,7 +132,7 @@ func (l *Log) CreatePartitions(ctx context.Context, name string, total int32, va
 	if total <= have {
 		return fmt.Errorf("%w: topic %q has %d partitions; the new count must be larger, not %d", ErrInvalidPartitions, name, have, total)
 	}
-	placements, err := l.place(int(have), int(total-have), int(t.ReplicationFactor))
+	placements, err := l.place(ctx, int(have), int(total-have), int(t.ReplicationFactor))
 	if err != nil {
 		return err
 	}
