@@ -15,8 +15,7 @@ build: ## build bin/samsa
 	$(GO) build -o $(BIN) ./cmd/samsa
 
 run: build ## start the main job on the embedded default (single node, ./data)
-	./$(BIN) --version
-	@echo "samsa: the Kafka listener (samsa serve) is not there yet; see README.md, 'What exists so far'."
+	./$(BIN) serve --data-dir ./data
 
 test: ## unit and in-process tests; race detector on the core packages
 	$(GO) test -race -count=1 -timeout 15m $(CORE_PKGS)

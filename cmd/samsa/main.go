@@ -8,9 +8,13 @@ import (
 	"os"
 )
 
+// Exit codes: 0 success, 1 failure, 2 a usage mistake.
 func main() {
 	if err := newRoot().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "samsa:", err)
+		if isUsage(err) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }

@@ -233,6 +233,12 @@ func (p *Partition) Sync() error {
 	return nil
 }
 
+// Discard releases the partition without syncing or checkpointing: for a
+// partition about to be deleted.
+func (p *Partition) Discard() error {
+	return errors.Join(p.log.Discard(), p.dirf.Close())
+}
+
 // Close syncs and releases the partition.
 func (p *Partition) Close() error {
 	err := p.Sync()

@@ -31,6 +31,7 @@ type Host struct {
 	wg        sync.WaitGroup
 
 	leaderChanges atomic.Uint64
+	proposals     atomic.Uint64 // partition entries proposed from this host
 	restores      atomic.Uint64 // partition replicas replaced by a snapshot
 	leaderWait    notifier      // broadcast on every leader change
 }
@@ -113,6 +114,9 @@ func (h *Host) Leader(shardID uint64) (leaderID, term uint64, ok bool) {
 
 // LeaderChanges is the number of leader changes seen on this host.
 func (h *Host) LeaderChanges() uint64 { return h.leaderChanges.Load() }
+
+// Proposals is the number of partition entries proposed from this host.
+func (h *Host) Proposals() uint64 { return h.proposals.Load() }
 
 // Restores is the number of partition replicas that caught up by a
 // snapshot stream on this host.

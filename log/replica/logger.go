@@ -20,7 +20,11 @@ var (
 
 // routeLogs sends dragonboat's WARNING and worse to l. dragonboat logs
 // about seventy lines per replica at start and election at INFO; those
-// stay out.
+// stay out. Two packages warn in normal operation — raft at every election
+// step, config at every shard start ("ElectionRTT is not a magnitude
+// larger than HeartbeatRTT", true by choice here) — eight lines per shard
+// that would bury real warnings when a thousand partitions start; their
+// warnings go to Debug, their errors stay errors.
 func routeLogs(l *slog.Logger) {
 	bridgeLogger.Store(l)
 	bridgeOnce.Do(func() {
@@ -61,8 +65,16 @@ func (b *bridge) Debugf(format string, args ...any) {
 func (b *bridge) Infof(format string, args ...any) {
 	b.log(dblogger.INFO, slog.LevelInfo, format, args)
 }
+
+// chatty are the packages whose warnings are routine.
+var chatty = map[string]bool{"raft": true, "config": true}
+
 func (b *bridge) Warningf(format string, args ...any) {
-	b.log(dblogger.WARNING, slog.LevelWarn, format, args)
+	level := slog.LevelWarn
+	if chatty[b.pkg] {
+		level = slog.LevelDebug
+	}
+	b.log(dblogger.WARNING, level, format, args)
 }
 func (b *bridge) Errorf(format string, args ...any) {
 	b.log(dblogger.ERROR, slog.LevelError, format, args)

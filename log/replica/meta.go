@@ -63,6 +63,8 @@ func (m *Meta) Read(fn func(*meta.State)) {
 // a Read after it is linearizable: no change acknowledged anywhere before
 // the call is missing.
 func (m *Meta) Barrier(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, m.host.cfg.ProposalTimeout) // dragonboat needs a deadline
+	defer cancel()
 	if _, err := m.host.nh.SyncRead(ctx, meta.MetaShardID, barrierQuery{}); err != nil {
 		return fmt.Errorf("replica: meta shard: %w", mapError(err))
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -64,7 +65,7 @@ func (h *Host) StartPartition(spec PartitionSpec) (*Shard, error) {
 		replica: spec.ReplicaID,
 		session: h.nh.GetNoOPSession(spec.ShardID),
 		sem:     make(chan struct{}, h.cfg.MaxInFlight),
-		sm:      &partitionSM{host: h, shardID: spec.ShardID, dir: spec.Dir},
+		sm:      &partitionSM{host: h, shardID: spec.ShardID, dir: spec.Dir, closed: make(chan struct{})},
 	}
 	s.sm.cfg.Store(&spec.Config)
 	members := map[uint64]dragonboat.Target{}
@@ -117,11 +118,19 @@ func (h *Host) StopPartition(shardID uint64, removeData bool) error {
 	if s == nil {
 		return nil
 	}
+	s.sm.discard.Store(removeData)
 	if err := h.nh.StopShard(shardID); err != nil && !errors.Is(err, dragonboat.ErrShardNotFound) {
 		return fmt.Errorf("replica: stop shard %d: %w", shardID, err)
 	}
 	if !removeData {
 		return nil
+	}
+	// dragonboat closes the state machine on its own goroutines after
+	// StopShard returns: the directory goes only once that is done.
+	select {
+	case <-s.sm.closed:
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("replica: shard %d: its state machine did not close", shardID)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -177,17 +186,47 @@ func (s *Shard) ReplicaID() uint64 { return s.replica }
 // (ErrNotReady, ErrBusy, ErrTimeout, ErrClosed, or ctx's error — after a
 // timeout or cancellation the entry may still commit).
 func (s *Shard) Propose(ctx context.Context, entry []byte) (partition.Result, error) {
-	rs, err := s.propose(ctx, entry)
+	p, err := s.ProposeStart(ctx, entry)
 	if err != nil {
 		return partition.Result{}, err
 	}
-	defer func() { rs.Release(); <-s.sem }()
-	select {
-	case r := <-rs.ResultC():
-		return s.outcome(r)
-	case <-ctx.Done():
-		return partition.Result{}, fmt.Errorf("replica: shard %d: %w (the entry may still commit)", s.id, ctx.Err())
+	return p.Wait(ctx)
+}
+
+// Pending is a proposal in flight.
+type Pending struct {
+	s  *Shard
+	rs *dragonboat.RequestState
+}
+
+// ProposeStart proposes an entry and returns at once; Wait gets the
+// outcome. Entries proposed one after another from one goroutine are
+// applied in that order, which is what keeps a connection's produce
+// requests in order while they wait concurrently.
+func (s *Shard) ProposeStart(ctx context.Context, entry []byte) (*Pending, error) {
+	rs, err := s.propose(ctx, entry)
+	if err != nil {
+		return nil, err
 	}
+	return &Pending{s: s, rs: rs}, nil
+}
+
+// Wait waits for the proposal's outcome, as Propose does. Call it once.
+func (p *Pending) Wait(ctx context.Context) (partition.Result, error) {
+	select {
+	case r := <-p.rs.ResultC():
+		p.release()
+		return p.s.outcome(r)
+	case <-ctx.Done():
+		// The entry is still in flight: its slot frees when it settles.
+		go func() { <-p.rs.ResultC(); p.release() }()
+		return partition.Result{}, fmt.Errorf("replica: shard %d: %w (the entry may still commit)", p.s.id, ctx.Err())
+	}
+}
+
+func (p *Pending) release() {
+	p.rs.Release()
+	<-p.s.sem
 }
 
 // ProposeAsync proposes an entry without waiting for it (Kafka's acks=0).
@@ -197,11 +236,8 @@ func (s *Shard) ProposeAsync(ctx context.Context, entry []byte) error {
 	if err != nil {
 		return err
 	}
-	go func() {
-		<-rs.ResultC()
-		rs.Release()
-		<-s.sem
-	}()
+	p := &Pending{s: s, rs: rs}
+	go func() { <-rs.ResultC(); p.release() }()
 	return nil
 }
 
@@ -220,6 +256,7 @@ func (s *Shard) propose(ctx context.Context, entry []byte) (*dragonboat.RequestS
 		<-s.sem
 		return nil, fmt.Errorf("replica: shard %d: %w", s.id, mapError(err))
 	}
+	s.host.proposals.Add(1)
 	return rs, nil
 }
 
@@ -249,6 +286,10 @@ type partitionSM struct {
 	p       atomic.Pointer[partition.Partition]
 	applied notifier
 	bytes   int64 // entry bytes applied since the last snapshot request
+
+	discard   atomic.Bool   // the partition is being deleted: close without syncing
+	closed    chan struct{} // closed when Close has finished
+	closeOnce sync.Once
 }
 
 // Open opens the partition and returns the last index durable in its
@@ -329,10 +370,16 @@ func (s *partitionSM) RecoverFromSnapshot(r io.Reader, stop <-chan struct{}) err
 	return nil
 }
 
-// Close closes the partition (after a final checkpoint).
+// Close closes the partition after a final checkpoint — or, when it is
+// being deleted, without one.
 func (s *partitionSM) Close() error {
-	if p := s.p.Load(); p != nil {
-		return p.Close()
+	defer s.closeOnce.Do(func() { close(s.closed) })
+	p := s.p.Load()
+	switch {
+	case p == nil:
+		return nil
+	case s.discard.Load():
+		return p.Discard()
 	}
-	return nil
+	return p.Close()
 }

@@ -48,23 +48,41 @@ type AppendResult struct {
 // leader's clock and epoch, and, unless acks is AcksNone, waits until a
 // majority of replicas have it. The batch is copied; the caller keeps it.
 func (l *Log) Append(ctx context.Context, tp TopicPartition, b []byte, opts AppendOptions) (AppendResult, error) {
-	res := AppendResult{BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}
+	p, err := l.AppendStart(ctx, tp, b, opts)
+	if err != nil {
+		return AppendResult{BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}, err
+	}
+	return p.Wait(ctx)
+}
+
+// PendingAppend is an append proposed and not yet answered.
+type PendingAppend struct {
+	p       *replica.Pending // nil with AcksNone
+	s       *replica.Shard
+	logTime int64 // the append time if the topic uses LogAppendTime, else -1
+}
+
+// AppendStart checks and proposes a batch as Append does, returning
+// without waiting. Appends started one after another from one goroutine
+// are stored in that order, so a connection can keep its produce requests
+// in order while waiting for them concurrently.
+func (l *Log) AppendStart(ctx context.Context, tp TopicPartition, b []byte, opts AppendOptions) (*PendingAppend, error) {
 	t, s, err := l.leading(tp)
 	if err != nil {
-		return res, err
+		return nil, err
 	}
 	if max := t.settings.MaxMessageBytes; len(b) > int(max) {
-		return res, fmt.Errorf("%w: %d bytes, %s allows %d", ErrMessageTooLarge, len(b), tp.Topic, max)
+		return nil, fmt.Errorf("%w: %d bytes, %s allows %d", ErrMessageTooLarge, len(b), tp.Topic, max)
 	}
 	h, err := batch.Validate(b)
 	if err != nil {
-		return res, fmt.Errorf("%w: %w", ErrCorruptMessage, err)
+		return nil, fmt.Errorf("%w: %w", ErrCorruptMessage, err)
 	}
 	if h.Attributes.Control() {
-		return res, fmt.Errorf("%w: control batches come only from the broker", ErrInvalidRecord)
+		return nil, fmt.Errorf("%w: control batches come only from the broker", ErrInvalidRecord)
 	}
 	if err := l.free.check(); err != nil {
-		return res, err
+		return nil, err
 	}
 	_, term, _ := s.Leader()
 	m := partition.Meta{
@@ -75,10 +93,26 @@ func (l *Log) Append(ctx context.Context, tp TopicPartition, b []byte, opts Appe
 		Source:        opts.Source, SourceFirst: opts.SourceFirst, SourceLast: opts.SourceLast,
 	}
 	entry := partition.AppendEntry(make([]byte, 0, len(b)+64+len(opts.Source)+len(opts.SourceFirst)+len(opts.SourceLast)), &m, b)
-	if opts.Acks == AcksNone {
-		return res, mapReplicaError(s.ProposeAsync(ctx, entry))
+	pa := &PendingAppend{s: s, logTime: -1}
+	if m.LogAppendTime {
+		pa.logTime = m.AppendTime
 	}
-	r, err := s.Propose(ctx, entry)
+	if opts.Acks == AcksNone {
+		return pa, mapReplicaError(s.ProposeAsync(ctx, entry))
+	}
+	if pa.p, err = s.ProposeStart(ctx, entry); err != nil {
+		return nil, mapReplicaError(err)
+	}
+	return pa, nil
+}
+
+// Wait waits until the append is committed (at once with AcksNone).
+func (pa *PendingAppend) Wait(ctx context.Context) (AppendResult, error) {
+	res := AppendResult{BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}
+	if pa.p == nil {
+		return res, nil
+	}
+	r, err := pa.p.Wait(ctx)
 	if err != nil {
 		return res, mapReplicaError(err)
 	}
@@ -86,10 +120,10 @@ func (l *Log) Append(ctx context.Context, tp TopicPartition, b []byte, opts Appe
 		return res, r.Err
 	}
 	res.BaseOffset, res.Duplicate = r.BaseOffset, r.Duplicate
-	if m.LogAppendTime && !r.Duplicate {
-		res.LogAppendTime = m.AppendTime
+	if !r.Duplicate {
+		res.LogAppendTime = pa.logTime
 	}
-	if p := s.Partition(); p != nil {
+	if p := pa.s.Partition(); p != nil {
 		res.LogStartOffset = p.Log().StartOffset()
 	}
 	return res, nil

@@ -46,6 +46,16 @@ func (l *Log) Read(tp TopicPartition, offset int64, maxBytes int, dst []segment.
 	return res, err
 }
 
+// Offsets returns tp's log start offset and high watermark, on its leader.
+func (l *Log) Offsets(tp TopicPartition) (start, end int64, err error) {
+	_, s, err := l.leading(tp)
+	if err != nil {
+		return -1, -1, err
+	}
+	lg := s.Partition().Log()
+	return lg.StartOffset(), lg.EndOffset(), nil
+}
+
 // Changed returns a channel closed when tp next receives records (or is
 // restored from a snapshot): the wake-up of a long-polling fetch. Take it
 // before reading, so that nothing appended in between is missed.

@@ -244,3 +244,34 @@ func (l *Log) PartitionInfo(tp TopicPartition) (PartitionInfo, error) {
 
 // Host is the node's Raft host, for statistics.
 func (l *Log) Host() *replica.Host { return l.host }
+
+// PartitionStat describes one of this node's replicas, for metrics.
+type PartitionStat struct {
+	TopicPartition
+	Leader      bool
+	StartOffset int64
+	EndOffset   int64 // the high watermark
+	SizeBytes   int64
+}
+
+// LocalPartitions lists this node's partition replicas.
+func (l *Log) LocalPartitions() []PartitionStat {
+	var out []PartitionStat
+	for name, t := range l.view.Load().topics {
+		for i, p := range t.parts {
+			if p.local == nil {
+				continue
+			}
+			part := p.local.Partition()
+			if part == nil {
+				continue
+			}
+			lg := part.Log()
+			out = append(out, PartitionStat{
+				TopicPartition: TopicPartition{name, int32(i)}, Leader: p.local.IsLeader(),
+				StartOffset: lg.StartOffset(), EndOffset: lg.EndOffset(), SizeBytes: lg.Size(),
+			})
+		}
+	}
+	return out
+}

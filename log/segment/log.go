@@ -184,6 +184,25 @@ func (l *Log) Sync() error {
 	return nil
 }
 
+// Discard releases the log's files without syncing anything or leaving a
+// clean-shutdown marker: for a log about to be deleted, or abandoned the
+// way a crash would leave it (Open then recovers as after a crash).
+func (l *Log) Discard() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	segs := l.segs
+	l.segs = nil
+	l.mu.Unlock()
+	for _, s := range segs {
+		s.decRef()
+	}
+	return l.dirf.Close()
+}
+
 // Close makes everything durable, leaves a clean-shutdown marker so the
 // next Open trusts the indexes, and releases the files (segments still read
 // through live Sections close when those are released).

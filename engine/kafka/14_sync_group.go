@@ -1,0 +1,13 @@
+package kafka
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// SyncGroup v0–3: the leader's assignments, handed to each member.
+
+func (s *Server) handleSyncGroup(ctx context.Context, c *conn, req kmsg.Request) (kmsg.Response, error) {
+	return s.groups.SyncGroup(ctx, req.(*kmsg.SyncGroupRequest)), nil
+}
