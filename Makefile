@@ -9,7 +9,7 @@ STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.7.0
 CORE_PKGS  = ./log/...
 OTHER_PKGS = $(shell $(GO) list ./... | grep -v '/log/')
 
-.PHONY: build run test test-integration bench bench-storage bench-replication fuzz lint fmt clean
+.PHONY: build run test test-integration bench bench-storage bench-replication bench-kafka fuzz lint fmt clean
 
 build: ## build bin/samsa
 	$(GO) build -o $(BIN) ./cmd/samsa
@@ -32,6 +32,9 @@ bench-storage: ## append throughput beside dd on the same disk, median of severa
 
 bench-replication: ## replicated append (RF 1, RF 3; pebble, tan) beside the storage engine
 	scripts/bench-replication.sh
+
+bench-kafka: ## Kafka produce/consume beside kfake and NATS JetStream, and the protocol overhead
+	scripts/bench-kafka.sh
 
 fuzz: ## each fuzz target for FUZZTIME
 	@set -e; for pkg in $$($(GO) list ./...); do \

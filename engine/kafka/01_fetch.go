@@ -53,7 +53,7 @@ func (s *Server) fetch(ctx context.Context, r *kmsg.FetchRequest) reply {
 	}
 	for {
 		topics, total, failed := s.readFetch(r, maxBytes)
-		if total >= int64(r.MinBytes) || failed || !time.Now().Before(deadline) {
+		if total >= int64(r.MinBytes) || failed || !time.Now().Before(deadline) || s.isDraining() {
 			s.metrics.fetched.Add(float64(total))
 			return reply{fetch: encodeFetch(r, 0, topics)}
 		}
@@ -68,9 +68,18 @@ func (s *Server) fetch(ctx context.Context, r *kmsg.FetchRequest) reply {
 		}
 		// Woken by new records or by the deadline: read again either way,
 		// so that the answer names every partition with its watermarks.
-		if !waitAny(ctx, changed, deadline) && ctx.Err() != nil {
+		if !waitAny(ctx, s.draining, changed, deadline) && ctx.Err() != nil {
 			return reply{fetch: encodeFetch(r, 0, nil)} // the connection is closing
 		}
+	}
+}
+
+func (s *Server) isDraining() bool {
+	select {
+	case <-s.draining:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -129,20 +138,21 @@ func (s *Server) checkLeaderEpoch(tp replog.TopicPartition, current int32) error
 	return nil
 }
 
-// waitAny waits until one of the channels closes, the deadline passes or
-// ctx ends; it reports whether a channel closed.
-func waitAny(ctx context.Context, chans []<-chan struct{}, deadline time.Time) bool {
+// waitAny waits until one of the channels closes, the deadline passes, the
+// server starts draining or ctx ends; it reports whether a channel closed.
+func waitAny(ctx context.Context, draining <-chan struct{}, chans []<-chan struct{}, deadline time.Time) bool {
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
-	cases := make([]reflect.SelectCase, 0, len(chans)+2)
+	cases := make([]reflect.SelectCase, 0, len(chans)+3)
 	cases = append(cases,
 		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)},
-		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())})
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(draining)})
 	for _, ch := range chans {
 		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
 	}
 	chosen, _, _ := reflect.Select(cases)
-	return chosen >= 2
+	return chosen >= 3
 }
 
 // encodeFetch writes the response body: pieces of encoded fields, and

@@ -168,3 +168,54 @@ func mustClient(t *testing.T, opts ...kgo.Opt) *kgo.Client {
 	t.Cleanup(cl.Close)
 	return cl
 }
+
+// TestGracefulStop sends SIGTERM to a node under load: it exits 0 within
+// its deadline, having answered what it accepted, and a restart finds
+// every acknowledged record.
+func TestGracefulStop(t *testing.T) {
+	p := &serveProcess{t: t, bin: samsaBinary(t), dir: filepath.Join(t.TempDir(), "data"),
+		kafka: freeAddr(t), raft: freeAddr(t), http: freeAddr(t)}
+	p.start()
+	pr := mustClient(t, kgo.SeedBrokers(p.kafka), kgo.DefaultProduceTopic("stop"), kgo.AllowAutoTopicCreation())
+	adm := kadm.NewClient(mustClient(t, kgo.SeedBrokers(p.kafka)))
+	require.Eventually(t, func() bool {
+		resp, err := adm.CreateTopic(ctxT(t, 10*time.Second), 2, 1, nil, "stop")
+		return err == nil && resp.Err == nil
+	}, 60*time.Second, 100*time.Millisecond)
+	var acked sync.Map
+	for i := 0; i < 2000; i++ {
+		v := fmt.Sprint(i)
+		pr.Produce(ctxT(t, 30*time.Second), kgo.StringRecord(v), func(r *kgo.Record, err error) {
+			if err == nil {
+				acked.Store(v, true)
+			}
+		})
+	}
+	start := time.Now()
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-p.waited:
+	case <-time.After(40 * time.Second):
+		t.Fatal("the node did not stop within 40 s of SIGTERM")
+	}
+	require.Equal(t, 0, p.cmd.ProcessState.ExitCode(), "a graceful stop exits 0")
+	t.Logf("stopped in %v", time.Since(start))
+	pr.Close()
+
+	p.start()
+	defer func() { p.cmd.Process.Signal(syscall.SIGTERM); <-p.waited }()
+	cl := mustClient(t, kgo.SeedBrokers(p.kafka), kgo.ConsumeTopics("stop"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	want := 0
+	acked.Range(func(any, any) bool { want++; return true })
+	got := map[string]bool{}
+	ctx := ctxT(t, 60*time.Second)
+	for len(got) < want {
+		fs := cl.PollFetches(ctx)
+		require.NoError(t, ctx.Err(), "read %d of %d", len(got), want)
+		fs.EachRecord(func(r *kgo.Record) { got[string(r.Value)] = true })
+	}
+	acked.Range(func(k, _ any) bool {
+		require.True(t, got[k.(string)], "acknowledged %s is there", k)
+		return true
+	})
+}

@@ -88,6 +88,9 @@ type Server struct {
 	apis    map[int16]*api
 	groups  *group.Coordinator
 
+	draining  chan struct{} // closed at Shutdown: long-polls answer at once
+	drainOnce sync.Once
+
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
@@ -107,6 +110,7 @@ func New(log *replog.Log, cfg Config) (*Server, error) {
 		logger:    cfg.Logger.With("component", "kafka"),
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
+		draining:  make(chan struct{}),
 	}
 	s.apis = s.apiTable()
 	s.groups = group.New(group.Config{
@@ -181,6 +185,7 @@ func (s *Server) track(nc net.Conn) bool {
 // request in progress finish and its response go out, then closes the
 // connections. When ctx ends first, the remaining connections are cut.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.drainOnce.Do(func() { close(s.draining) })
 	s.mu.Lock()
 	s.closing = true
 	for ln := range s.listeners {
