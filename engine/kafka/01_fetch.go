@@ -33,13 +33,12 @@ func (s *Server) startFetch(ctx context.Context, c *conn, req kmsg.Request) func
 
 // fetched is one partition's part of a response.
 type fetched struct {
-	partition       int32
-	code            int16
-	hwm, start      int64
-	secs            []segment.Section
-	bytes           int64
-	changed         <-chan struct{}
-	isolationStable bool
+	partition  int32
+	code       int16
+	hwm, start int64
+	secs       []segment.Section
+	bytes      int64
+	changed    <-chan struct{}
 }
 
 func (s *Server) fetch(ctx context.Context, r *kmsg.FetchRequest) reply {

@@ -176,7 +176,9 @@ func BenchmarkConsume(b *testing.B) {
 func BenchmarkProduceLatency(b *testing.B) {
 	n := benchNode(b)
 	createTopic(b, n, "bench", 1, nil)
-	cl := client(b, n, kgo.DefaultProduceTopic("bench"))
+	// No linger: franz-go's default waits up to 10 ms for a batch to fill,
+	// which would measure the client, not the broker.
+	cl := client(b, n, kgo.DefaultProduceTopic("bench"), kgo.ProducerLinger(0))
 	ctx := context.Background()
 	val := make([]byte, 100)
 	require.NoError(b, cl.ProduceSync(ctx, &kgo.Record{Value: val}).FirstErr())

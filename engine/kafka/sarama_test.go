@@ -128,10 +128,12 @@ func saramaLife(t *testing.T, version sarama.KafkaVersion) {
 	require.Equal(t, []string{"late"}, read(1), "the group resumes after its committed offsets")
 
 	// Configs and delete.
-	entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: "s"})
+	results, err := admin.DescribeConfigs([]*sarama.ConfigResource{{Type: sarama.TopicResource, Name: "s"}}, sarama.DescribeConfigsOptions{})
 	require.NoError(t, err)
+	require.Len(t, results, 1)
+	require.Equal(t, sarama.ErrNoError, results[0].ErrorCode)
 	found := false
-	for _, e := range entries {
+	for _, e := range results[0].Configs {
 		if e.Name == "retention.ms" {
 			found = true
 			require.Equal(t, "-1", e.Value)

@@ -199,16 +199,6 @@ func (m *client) join() *kmsg.JoinGroupResponse {
 	return m.took(recv(m.t, m.joinAsync(ctxT(m.t, 20*time.Second))))
 }
 
-// joinFull joins, taking the member id first if the coordinator asks.
-func (m *client) joinFull() *kmsg.JoinGroupResponse {
-	m.t.Helper()
-	resp := m.join()
-	if resp.ErrorCode == kerr.MemberIDRequired.Code {
-		resp = m.join()
-	}
-	return resp
-}
-
 func (m *client) syncRequest(assign map[string][]byte) *kmsg.SyncGroupRequest {
 	req := kmsg.NewPtrSyncGroupRequest()
 	req.SetVersion(3)
