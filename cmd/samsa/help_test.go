@@ -7,15 +7,15 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestHelpTexts holds the client commands to the rule: a one-line
-// summary, a description and an example each.
+// TestHelpTexts holds every command to the rule: a one-line summary, a
+// description and an example each.
 func TestHelpTexts(t *testing.T) {
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
 		for _, sub := range c.Commands() {
 			switch sub.Name() {
-			case "help", "completion", "serve":
-				continue // cobra's own, and serve is not the client's
+			case "help", "completion":
+				continue // cobra's own
 			}
 			require.NotEmpty(t, sub.Short, sub.CommandPath())
 			require.NotContains(t, sub.Short, "\n", sub.CommandPath())

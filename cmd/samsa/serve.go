@@ -38,6 +38,9 @@ and serving Kafka on 127.0.0.1:9092, metrics and health on http://127.0.0.1:9644
 
 SIGTERM or SIGINT stops it gracefully: no new connections, requests in progress
 answered, every partition checkpointed.`,
+		Example: `  samsa serve                                  # one node: ./data, Kafka on 127.0.0.1:9092
+  samsa serve --data-dir /var/lib/samsa --kafka-addr 0.0.0.0:9092 --advertise-kafka-addr broker1:9092
+  samsa serve --config samsa.yaml --log-format json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return f.run(cmd) },
 	}
