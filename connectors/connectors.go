@@ -1,0 +1,84 @@
+package connectors
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/redpanda-data/benthos/v4/public/service"
+	"github.com/samsa-io/samsa/log/replog"
+)
+
+// Metadata keys of the contract between the sources, the transforms and the
+// topic output (see the package doc).
+const (
+	MetaSource     = "samsa_source"
+	MetaPosition   = "samsa_position"
+	MetaTimestamp  = "samsa_timestamp"
+	MetaDeadLetter = "samsa_dead_letter"
+	MetaOriginal   = "samsa_original"
+	MetaDLQReason  = "samsa_dlq_reason"
+	MetaDLQStage   = "samsa_dlq_stage"
+	MetaDLQTime    = "samsa_dlq_time"
+)
+
+// Record headers the topic output writes on dead letters.
+const (
+	HeaderErrorReason = "samsa.error.reason"
+	HeaderErrorStage  = "samsa.error.stage"
+	HeaderErrorTime   = "samsa.error.time"
+)
+
+// Component names.
+const (
+	FileInputName   = "samsa_file"
+	TopicInputName  = "samsa_topic"
+	TopicOutputName = "samsa_topic"
+)
+
+// Deps are what the connectors need from the node.
+type Deps struct {
+	Log *replog.Log
+	// Logger receives the connectors' lifecycle events; default: discarded.
+	Logger *slog.Logger
+}
+
+// Register adds the connectors to env (never to Benthos's global
+// environment).
+func Register(env *service.Environment, deps Deps) error {
+	if deps.Log == nil {
+		return errors.New("connectors: Deps.Log is required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if err := env.RegisterBatchInput(FileInputName, fileInputSpec(), func(conf *service.ParsedConfig, _ *service.Resources) (service.BatchInput, error) {
+		in, err := newFileInput(conf, deps)
+		if err != nil {
+			return nil, err
+		}
+		return service.AutoRetryNacksBatched(in), nil
+	}); err != nil {
+		return fmt.Errorf("connectors: %s input: %w", FileInputName, err)
+	}
+	if err := env.RegisterBatchInput(TopicInputName, topicInputSpec(), func(conf *service.ParsedConfig, _ *service.Resources) (service.BatchInput, error) {
+		in, err := newTopicInput(conf, deps)
+		if err != nil {
+			return nil, err
+		}
+		return service.AutoRetryNacksBatched(in), nil
+	}); err != nil {
+		return fmt.Errorf("connectors: %s input: %w", TopicInputName, err)
+	}
+	if err := env.RegisterBatchOutput(TopicOutputName, topicOutputSpec(), func(conf *service.ParsedConfig, _ *service.Resources) (service.BatchOutput, service.BatchPolicy, int, error) {
+		out, policy, err := newTopicOutput(conf, deps)
+		if err != nil {
+			return nil, policy, 0, err
+		}
+		return out, policy, 1, nil // one write at a time: positions reach a partition in order
+	}); err != nil {
+		return fmt.Errorf("connectors: %s output: %w", TopicOutputName, err)
+	}
+	return nil
+}

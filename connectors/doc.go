@@ -1,0 +1,43 @@
+// Package connectors holds Samsa's Benthos plugins: the sources that bring
+// records from the outside world into topics and the topic input and output
+// that join pipeline streams to the replicated log in-process, without a
+// Kafka round trip. Register adds them to an isolated Benthos environment.
+//
+// # Exactly-once ingest (DESIGN invariant 4)
+//
+// A source stamps every message with its id and the record's position
+// (metadata samsa_source and samsa_position, byte strings ordered by
+// bytes.Compare) and checkpoints, in the meta shard, the position below which
+// every record it emitted has been acknowledged. The topic output appends a
+// partition's records as one batch carrying the source id and the first and
+// last positions; the partition stores the highest position of each source
+// and answers a batch at or below it as a duplicate. After a restart the
+// source re-reads from its checkpoint, and the output, having learned each
+// partition's stored position, drops what is already there before it
+// appends, so that no batch straddles the stored position.
+//
+// This holds only if a source's records reach each partition in position
+// order. Benthos reorders batches (parallel pipeline threads, nacked
+// batches retried after later ones), so Samsa's sources keep one batch in
+// flight: the next batch is read only once the previous one is
+// acknowledged. A batch is the unit of throughput (1024 records by
+// default), so this costs one commit round trip per batch.
+//
+// # Metadata
+//
+//	key               type    set by          meaning
+//	samsa_source      string  sources         the source id
+//	samsa_position    []byte  sources         the record's position; later records compare greater
+//	samsa_timestamp   int64 ms, time.Time or RFC 3339 string
+//	                          anyone          the record timestamp the topic output writes
+//	samsa_dead_letter bool    transforms      the message is a dead letter
+//	samsa_original    []byte  transforms      the record as the source read it
+//	samsa_dlq_reason  string  transforms      why it was rejected
+//	samsa_dlq_stage   string  transforms      which stage rejected it
+//	samsa_dlq_time    string  transforms      when (RFC 3339)
+//	kafka_*           various samsa_topic input  where a record came from
+//
+// The file source's position is 16 bytes, big-endian: the file's ordinal
+// (files are numbered in the order they are discovered) and the byte offset
+// just after the record's line.
+package connectors
