@@ -38,6 +38,9 @@ type Config struct {
 	DefaultPartitions int32 `yaml:"default_partitions"`
 	// ShutdownTimeout bounds a graceful stop. Default 30 s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// PipelinesDir is a folder of pipeline files (*.yaml, *.yml) applied at
+	// start, after the pipelines already stored. Optional.
+	PipelinesDir string `yaml:"pipelines_dir"`
 	// Raft tunes replication; see replica.Config.
 	Raft replica.Config `yaml:"raft"`
 	// InitialRebalanceDelay is group.initial.rebalance.delay.ms. Default 3 s.

@@ -1,6 +1,6 @@
 // Package engine is a Samsa node: its configuration, the order in which
 // its parts start and stop, and the wiring between them — the replicated
-// log, the Kafka listener and the HTTP admin server.
+// log, the Kafka listener, the pipeline runner and the HTTP admin server.
 package engine
 
 import (
@@ -17,6 +17,7 @@ import (
 	"github.com/samsa-io/samsa/engine/admin"
 	"github.com/samsa-io/samsa/engine/kafka"
 	"github.com/samsa-io/samsa/log/replog"
+	"github.com/samsa-io/samsa/pipelines"
 )
 
 // Node is a running Samsa node.
@@ -26,6 +27,7 @@ type Node struct {
 	log      *replog.Log
 	kafka    *kafka.Server
 	admin    *admin.Server
+	runner   *pipelines.Runner
 	kafkaLn  net.Listener
 	httpLn   net.Listener
 	registry *prometheus.Registry
@@ -76,7 +78,16 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.httpLn.Close()
 		return nil, fmt.Errorf("engine: %w", err)
 	}
-	n.admin = admin.New(admin.Config{Gatherer: n.registry, Ready: n.ready, Logger: cfg.Logger})
+	env, err := pipelines.NewEnvironment(pipelines.Deps{Log: n.log, Registerer: n.registry, Logger: cfg.Logger})
+	if err != nil {
+		n.kafka.Shutdown(ctx)
+		n.log.Close(ctx)
+		n.kafkaLn.Close()
+		n.httpLn.Close()
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	n.runner = pipelines.NewRunner(env)
+	n.admin = admin.New(admin.Config{Gatherer: n.registry, Ready: n.ready, Routes: n.runner.Register, Logger: cfg.Logger})
 	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
@@ -90,9 +101,34 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			n.logger.Error("HTTP listener stopped", "err", err)
 		}
 	}()
+	if err := n.startPipelines(ctx); err != nil {
+		n.Stop(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("engine: %w", err)
+	}
 	n.logger.Info("samsa node started", "node_id", cfg.NodeID, "kafka", n.KafkaAddr(), "advertised", advertised,
 		"raft", cfg.RaftAddr, "http", n.HTTPAddr(), "data_dir", cfg.DataDir)
 	return n, nil
+}
+
+// startPipelines starts the stored pipelines this node runs, then applies
+// the files in PipelinesDir.
+func (n *Node) startPipelines(ctx context.Context) error {
+	if err := n.runner.LoadStored(ctx); err != nil {
+		n.logger.Error("stored pipelines", "err", err) // the others run; status shows the failure
+	}
+	if n.cfg.PipelinesDir == "" {
+		return nil
+	}
+	files, err := pipelines.FilesIn(n.cfg.PipelinesDir)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		if _, err := n.runner.ApplyFile(ctx, f); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // boundAddr is addr with a port 0 replaced by the port ln bound.
@@ -121,15 +157,20 @@ func (n *Node) HTTPAddr() string { return n.httpLn.Addr().String() }
 // Log is the node's replicated log.
 func (n *Node) Log() *replog.Log { return n.log }
 
-// Stop stops the node in order — the Kafka listener (requests in progress
-// finish and are answered), the log (each partition syncs a checkpoint,
-// then Raft stops), the HTTP server last — within the configured
-// shutdown timeout, or ctx's deadline if sooner.
+// Pipelines is the node's pipeline runner.
+func (n *Node) Pipelines() *pipelines.Runner { return n.runner }
+
+// Stop stops the node in order — the pipelines (what they read is stored
+// and acknowledged), the Kafka listener (requests in progress finish and
+// are answered), the log (each partition syncs a checkpoint, then Raft
+// stops), the HTTP server last — within the configured shutdown timeout,
+// or ctx's deadline if sooner.
 func (n *Node) Stop(ctx context.Context) error {
 	n.stopOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(ctx, n.cfg.ShutdownTimeout)
 		defer cancel()
 		var errs []error
+		errs = append(errs, n.runner.Close(ctx))
 		errs = append(errs, n.kafka.Shutdown(ctx))
 		errs = append(errs, n.log.Close(ctx))
 		errs = append(errs, n.admin.Shutdown(ctx))

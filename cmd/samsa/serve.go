@@ -40,27 +40,38 @@ SIGTERM or SIGINT stops it gracefully: no new connections, requests in progress
 answered, every partition checkpointed.`,
 		Example: `  samsa serve                                  # one node: ./data, Kafka on 127.0.0.1:9092
   samsa serve --data-dir /var/lib/samsa --kafka-addr 0.0.0.0:9092 --advertise-kafka-addr broker1:9092
-  samsa serve --config samsa.yaml --log-format json`,
+  samsa serve --config samsa.yaml --log-format json
+  samsa serve --pipelines pipelines/            # and run every pipeline file in the folder`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return f.run(cmd) },
 	}
-	fl := cmd.Flags()
+	f.register(cmd.Flags())
+	cmd.Flags().StringVar(&f.cfg.PipelinesDir, "pipelines", "", "a folder of pipeline files (*.yaml) to apply at start")
+	return cmd
+}
+
+// register adds the node's flags: serve's, which run shares.
+func (f *serveFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.config, "config", "", "YAML file with the same keys as the flags (data_dir, kafka_addr, ...)")
 	fl.StringVar(&f.cfg.DataDir, "data-dir", "./data", "where the node keeps its data")
 	fl.Uint64Var(&f.cfg.NodeID, "node-id", 1, "this node's id in the cluster")
 	fl.StringVar(&f.cfg.KafkaAddr, "kafka-addr", "127.0.0.1:9092", "Kafka listener address")
 	fl.StringVar(&f.cfg.AdvertiseKafkaAddr, "advertise-kafka-addr", "", "address clients are told to connect to (default: --kafka-addr)")
 	fl.StringVar(&f.cfg.RaftAddr, "raft-addr", "127.0.0.1:9093", "address for Raft traffic between nodes")
-	fl.StringVar(&f.cfg.HTTPAddr, "http-addr", "127.0.0.1:9644", "address for /metrics, /healthz and /readyz")
+	fl.StringVar(&f.cfg.HTTPAddr, "http-addr", "127.0.0.1:9644", "address for /metrics, /healthz, /readyz and the pipeline API")
 	fl.StringVar(&f.peers, "peers", "", "the cluster's initial nodes as id=raft-host:port,... (default: this node alone)")
 	fl.BoolVar(&f.cfg.AutoCreateTopics, "auto-create-topics", false, "create topics that clients ask for")
 	fl.Int32Var(&f.cfg.DefaultPartitions, "default-partitions", 1, "partitions of auto-created topics")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	return cmd
 }
 
 func (f *serveFlags) run(cmd *cobra.Command) error {
+	return f.serve(cmd, func(context.Context, *engine.Node) error { return nil })
+}
+
+// serve starts a node, calls then, and serves until SIGINT or SIGTERM.
+func (f *serveFlags) serve(cmd *cobra.Command, then func(context.Context, *engine.Node) error) error {
 	cfg, err := f.load(cmd.Flags())
 	if err != nil {
 		return usageError{err}
@@ -77,6 +88,9 @@ func (f *serveFlags) run(cmd *cobra.Command) error {
 		return err
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "samsa is serving Kafka on %s (data in %s); metrics at http://%s/metrics\n", node.KafkaAddr(), cfg.WithDefaults().DataDir, node.HTTPAddr())
+	if err := then(start, node); err != nil {
+		return errors.Join(err, node.Stop(context.Background()))
+	}
 	<-ctx.Done()
 	stop() // a second signal kills at once
 	cfg.Logger.Info("stopping: signal received")
@@ -110,6 +124,7 @@ func (f *serveFlags) load(fl *pflag.FlagSet) (engine.Config, error) {
 	set("http-addr", func() { cfg.HTTPAddr = f.cfg.HTTPAddr })
 	set("auto-create-topics", func() { cfg.AutoCreateTopics = f.cfg.AutoCreateTopics })
 	set("default-partitions", func() { cfg.DefaultPartitions = f.cfg.DefaultPartitions })
+	set("pipelines", func() { cfg.PipelinesDir = f.cfg.PipelinesDir })
 	if f.peers != "" {
 		peers, err := parsePeers(f.peers)
 		if err != nil {

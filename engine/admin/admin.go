@@ -1,6 +1,6 @@
 // Package admin is a node's HTTP side: liveness and readiness for
-// orchestrators, and Prometheus metrics. (The admin API for pipelines
-// comes with them.)
+// orchestrators, Prometheus metrics, and the routes other parts add (the
+// pipeline API).
 package admin
 
 import (
@@ -23,11 +23,13 @@ type Config struct {
 	// Ready reports whether the node serves clients: nil when it does, or
 	// why not. /readyz answers 503 with the reason otherwise.
 	Ready func() error
+	// Routes adds more handlers, e.g. the pipeline API. Optional.
+	Routes func(*http.ServeMux)
 	// Logger receives server errors. Default slog.Default().
 	Logger *slog.Logger
 }
 
-// Server serves /healthz, /readyz and /metrics.
+// Server serves /healthz, /readyz, /metrics and the added routes.
 type Server struct {
 	srv *http.Server
 }
@@ -49,6 +51,9 @@ func New(cfg Config) *Server {
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}))
+	if cfg.Routes != nil {
+		cfg.Routes(mux)
+	}
 	return &Server{srv: &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -1,0 +1,101 @@
+package pipelines
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseGood(t *testing.T) {
+	p, err := ParseFile("testdata/good.yaml")
+	require.NoError(t, err)
+	require.Equal(t, "plays", p.Name)
+	require.Equal(t, []string{"data/*.jsonl"}, p.Source.File.Paths)
+	require.Equal(t, "jsonl", p.Source.File.Format)
+	require.True(t, p.Source.File.Tail)
+	require.Equal(t, "play.avsc", p.Validate.Avro.SchemaFile)
+	require.Len(t, p.Transform, 1)
+	require.Equal(t, int32(4), p.Topic.Partitions)
+	require.Equal(t, `${! json("user") }`, p.Topic.Key)
+	require.Equal(t, "-1", p.Topic.Configs["retention.ms"])
+	require.Len(t, p.Sinks, 1)
+	require.Equal(t, "archive", p.Sinks[0].Name)
+	require.Equal(t, "plays.dlq", p.DeadLetterTopic())
+	require.Equal(t, "pipeline.plays.archive", p.SinkGroup("archive"))
+}
+
+// TestFiveMistakes is the issue's example: five different mistakes, five
+// precise messages, each naming the file, the line and the field.
+func TestFiveMistakes(t *testing.T) {
+	_, err := ParseFile("testdata/five_mistakes.yaml")
+	var ps Problems
+	require.True(t, errors.As(err, &ps), "%v", err)
+	want := []string{
+		`testdata/five_mistakes.yaml:5: source.file.format: must be lines, jsonl or csv, not "xml"`,
+		`testdata/five_mistakes.yaml:8: validate.on_invalid: must be dead_letter, drop or fail, not "ignore"`,
+		`testdata/five_mistakes.yaml:10: transform[0].mapping: Bloblang:`,
+		`testdata/five_mistakes.yaml:13: topic.partitons: unknown field; did you mean "partitions"?`,
+		`testdata/five_mistakes.yaml:15: sinks[0]: must be exactly one Benthos output, found 0 keys`,
+	}
+	require.Len(t, ps, len(want), "%v", err)
+	for i, w := range want {
+		require.Contains(t, ps[i].Error(), w)
+	}
+
+	// Lint, which also runs Benthos's linter, finds the same five: the bad
+	// mapping is not reported twice.
+	env, err := NewEnvironment(Deps{})
+	require.NoError(t, err)
+	_, err = env.Lint("testdata/five_mistakes.yaml", mustRead(t, "testdata/five_mistakes.yaml"))
+	require.True(t, errors.As(err, &ps), "%v", err)
+	require.Len(t, ps, len(want), "%v", err)
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return b
+}
+
+// TestLint goes past the format: Benthos's linter on the raw parts, each
+// finding at its line in the file, then building every component — which
+// finds the schema file that is not there.
+func TestLint(t *testing.T) {
+	env, err := NewEnvironment(Deps{})
+	require.NoError(t, err)
+	src := `name: lint
+source:
+  file: {paths: [in.jsonl]}
+validate:
+  avro: {schema_file: missing.avsc}
+transform:
+  - dedupe:
+      cache: seen
+      kee: '${! json("id") }'
+topic:
+  name: lint
+sinks:
+  - name: out
+    file: {path: out.jsonl, codek: lines}
+caches:
+  seen: {memory: {}}
+`
+	_, err = env.Lint("lint.yaml", []byte(src))
+	var ps Problems
+	require.True(t, errors.As(err, &ps), "%v", err)
+	require.Len(t, ps, 3, "%v", err)
+	require.Contains(t, ps[0].Error(), "lint.yaml:8: transform[0]: Benthos: field key is required")
+	require.Contains(t, ps[1].Error(), "lint.yaml:9: transform[0]: Benthos: field kee not recognised")
+	require.Contains(t, ps[2].Error(), "lint.yaml:14: sinks[0]: Benthos: field codek not recognised")
+
+	// Fixed, the linter builds the components: the schema file is missing.
+	src = strings.NewReplacer("kee:", "key:", "codek:", "codec:").Replace(src)
+	_, err = env.Lint("lint.yaml", []byte(src))
+	require.True(t, errors.As(err, &ps), "%v", err)
+	require.Len(t, ps, 1, "%v", err)
+	require.Contains(t, ps[0].Error(), "lint.yaml:5: validate.avro:")
+	require.Contains(t, ps[0].Error(), "missing.avsc")
+}
