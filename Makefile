@@ -6,16 +6,16 @@ BENCHTIME ?= 1s
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.7.0
 
 # Packages whose tests run with the race detector (the core), and the rest.
-CORE_PKGS  = ./log/...
-OTHER_PKGS = $(shell $(GO) list ./... | grep -v '/log/')
+CORE_PKGS  = ./log/... ./connectors/... ./transforms/... ./pipelines/...
+OTHER_PKGS = $(shell $(GO) list ./... | grep -v -e '/log/' -e '/connectors' -e '/transforms' -e '/pipelines')
 
-.PHONY: build run test test-integration bench bench-storage bench-replication bench-kafka fuzz lint fmt clean
+.PHONY: build run test test-integration bench bench-storage bench-replication bench-kafka bench-pipelines fuzz lint fmt clean
 
 build: ## build bin/samsa
 	$(GO) build -o $(BIN) ./cmd/samsa
 
-run: build ## start the main job on the embedded default (single node, ./data)
-	./$(BIN) serve --data-dir ./data
+run: build ## the main job on the embedded default: one node (./data) running the quickstart pipeline
+	./$(BIN) run examples/quickstart/pipeline.yaml --data-dir ./data
 
 test: ## unit and in-process tests; race detector on the core packages
 	$(GO) test -race -count=1 -timeout 15m $(CORE_PKGS)
@@ -35,6 +35,9 @@ bench-replication: ## replicated append (RF 1, RF 3; pebble, tan) beside the sto
 
 bench-kafka: ## Kafka produce/consume beside kfake and NATS JetStream, and the protocol overhead
 	scripts/bench-kafka.sh
+
+bench-pipelines: ## the quickstart's pipeline shape beside Benthos alone; end-to-end latency
+	scripts/bench-pipelines.sh
 
 fuzz: ## each fuzz target for FUZZTIME
 	@set -e; for pkg in $$($(GO) list ./...); do \
