@@ -87,6 +87,14 @@ func (t *ackTracker) ack(seq uint64) {
 	t.advance()
 }
 
+// forgetPending drops the batches issued and not acknowledged: they will be
+// issued again. The watermark stays.
+func (t *ackTracker) forgetPending() {
+	t.base += uint64(len(t.pending))
+	t.pending = t.pending[:0]
+	t.unacked = 0
+}
+
 func (t *ackTracker) advance() {
 	n := 0
 	for n < len(t.pending) && t.pending[n].done {

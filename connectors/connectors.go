@@ -54,11 +54,9 @@ func Register(env *service.Environment, deps Deps) error {
 		deps.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if err := env.RegisterBatchInput(FileInputName, fileInputSpec(), func(conf *service.ParsedConfig, _ *service.Resources) (service.BatchInput, error) {
-		in, err := newFileInput(conf, deps)
-		if err != nil {
-			return nil, err
-		}
-		return service.AutoRetryNacksBatched(in), nil
+		// Not AutoRetryNacksBatched: a nacked batch is read again by the
+		// input itself, from its acknowledged position (see MetaTicket).
+		return newFileInput(conf, deps)
 	}); err != nil {
 		return fmt.Errorf("connectors: %s input: %w", FileInputName, err)
 	}

@@ -102,7 +102,7 @@ func checkExactlyOnce(t *testing.T, l *replog.Log, topic string, partitions int3
 			dup++
 		}
 	}
-	require.Len(t, seen, len(lines), "distinct records")
+	require.Equal(t, len(lines), len(seen), "distinct records")
 	require.Zero(t, missing, "missing lines")
 	require.Zero(t, dup, "duplicated lines")
 }

@@ -24,6 +24,7 @@ const (
 	fileFieldPollInterval       = "poll_interval"
 	fileFieldBatchSize          = "batch_size"
 	fileFieldCheckpointInterval = "checkpoint_interval"
+	fileFieldMaxInFlight        = "max_in_flight"
 )
 
 // MetaFilePath is the metadata key holding the path a record was read from.
@@ -31,6 +32,13 @@ const MetaFilePath = "samsa_file_path"
 
 // checkpointTimeout bounds one periodic checkpoint write.
 const checkpointTimeout = 10 * time.Second
+
+// The wait before reading again after a failure doubles from
+// minRewindWait up to maxRewindWait while the failures go on.
+const (
+	minRewindWait = 50 * time.Millisecond
+	maxRewindWait = 5 * time.Second
+)
 
 func fileInputSpec() *service.ConfigSpec {
 	return service.NewConfigSpec().
@@ -53,8 +61,11 @@ below which every record it emitted has been acknowledged, with the identities o
 numbered, under `+"`source/<source_id>`"+`; a restart resumes there, and the `+"`samsa_topic`"+`
 output drops the records its partitions already hold, so each line is stored once.
 
-One batch is in flight at a time: the next is read once the previous one is acknowledged, so
-records reach each partition in position order whatever the pipeline does between.`).
+Up to `+"`max_in_flight`"+` batches are in flight, so that reading and processing a batch overlaps
+writing the one before. A batch that fails (a write that cannot be retried in place, a record a
+stage lets fail, a nack) sends the input back: it waits (50ms, doubling up to 5s while failures
+go on), then reads again from the acknowledged position, and what was read after the failed batch
+is not written ahead of it (metadata `+"`samsa_ticket`"+`).`).
 		Fields(
 			service.NewStringListField(fileFieldPaths).
 				Description("Files to read, as glob patterns (`*`, `?`, `[...]`; no `**`).").
@@ -73,6 +84,9 @@ records reach each partition in position order whatever the pipeline does betwee
 			service.NewIntField(fileFieldBatchSize).
 				Description("Records per batch at most. A batch is what moves through the pipeline and is written to a partition at once.").
 				Default(1024).Advanced(),
+			service.NewIntField(fileFieldMaxInFlight).
+				Description("Batches read ahead of the oldest one not yet acknowledged. One makes the input wait for each batch to be stored before reading the next.").
+				Default(4).Advanced(),
 			service.NewDurationField(fileFieldCheckpointInterval).
 				Description("How often the acknowledged position is checkpointed. A longer interval means more records re-read (and dropped as duplicates) after a crash, not duplicates in the topic.").
 				Default("1s").Advanced(),
@@ -109,6 +123,8 @@ type fileInput struct {
 	poll      time.Duration
 	batchSize int
 	ckEvery   time.Duration
+	inFlight  int // max_in_flight
+	gens      generations
 
 	readMu   sync.Mutex // held by ReadBatch; Close takes it to close the file
 	cur      *fileReader
@@ -131,6 +147,8 @@ type fileInput struct {
 		next      uint64   // the ordinal the next new file gets
 		acks      ackTracker
 		watcher   *watcher
+		rewind    error         // why the input must read again from acks.acked; nil: no need
+		wait      time.Duration // before the next rewind
 	}
 
 	ckMu   sync.Mutex // one checkpoint write at a time, in order
@@ -167,6 +185,9 @@ func newFileInput(conf *service.ParsedConfig, deps Deps) (*fileInput, error) {
 	if in.ckEvery, err = conf.FieldDuration(fileFieldCheckpointInterval); err != nil {
 		return nil, err
 	}
+	if in.inFlight, err = conf.FieldInt(fileFieldMaxInFlight); err != nil {
+		return nil, err
+	}
 	switch {
 	case in.poll <= 0:
 		return nil, fmt.Errorf("%s: must be positive", fileFieldPollInterval)
@@ -174,7 +195,10 @@ func newFileInput(conf *service.ParsedConfig, deps Deps) (*fileInput, error) {
 		return nil, fmt.Errorf("%s: must be at least 1", fileFieldBatchSize)
 	case in.ckEvery <= 0:
 		return nil, fmt.Errorf("%s: must be positive", fileFieldCheckpointInterval)
+	case in.inFlight < 1:
+		return nil, fmt.Errorf("%s: must be at least 1", fileFieldMaxInFlight)
 	}
+	in.gens.onKill = in.killed
 	in.srcMeta = in.sourceID
 	in.ckKey = "source/" + in.sourceID
 	in.logger = deps.Logger.With("input", FileInputName, "source", in.sourceID)
@@ -369,27 +393,37 @@ func (in *fileInput) hasNext() bool {
 	return slices.ContainsFunc(in.mu.files, func(id fileID) bool { return id.Ordinal > in.cur.ordinal })
 }
 
-// ReadBatch returns the next batch of records once the previous one is
-// acknowledged (one batch in flight keeps positions in order at every
-// partition). It returns as soon as there are records, up to batch_size.
+// ReadBatch returns the next batch of records once fewer than
+// max_in_flight are unacknowledged, reading again from the acknowledged
+// position first if a batch failed. It returns as soon as there are
+// records, up to batch_size.
 func (in *fileInput) ReadBatch(ctx context.Context) (service.MessageBatch, service.AckFunc, error) {
 	in.readMu.Lock()
 	defer in.readMu.Unlock()
-	if err := in.waitAcked(ctx); err != nil {
+	if err := in.waitRoom(ctx, in.inFlight-1); err != nil {
 		return nil, nil, err
 	}
 	for {
+		if err := in.rewindIfFailed(ctx); err != nil {
+			return nil, nil, err
+		}
 		if in.cur != nil {
 			msgs, end, consumed, err := in.readBatch()
 			if err != nil {
 				return nil, nil, err
 			}
-			if len(msgs) > 0 {
-				in.cur.idleAt = time.Time{}
-				return msgs, in.issue(end, false), nil
-			}
-			if consumed { // headers and blank lines only
-				in.issue(end, true)
+			if len(msgs) > 0 || consumed {
+				ack, tk, ok := in.issue(end, len(msgs) == 0)
+				if !ok {
+					continue // a batch failed meanwhile: these are read again
+				}
+				if len(msgs) > 0 {
+					in.cur.idleAt = time.Time{}
+					for _, m := range msgs {
+						m.MetaSetMut(MetaTicket, tk)
+					}
+					return msgs, ack, nil
+				}
 			}
 			if truncated, err := in.checkTruncated(ctx); err != nil || truncated {
 				if err != nil {
@@ -406,7 +440,10 @@ func (in *fileInput) ReadBatch(ctx context.Context) (service.MessageBatch, servi
 			}
 			continue
 		case in.cur == nil && !in.tail:
-			return nil, nil, service.ErrEndOfInput
+			if err := in.ended(ctx); err != nil {
+				return nil, nil, err
+			}
+			continue
 		case in.cur != nil && (!in.tail || next && in.idleFor() >= in.poll):
 			// The file is finished: its unterminated last line is a
 			// record, then the next file is read (or the input ends).
@@ -415,7 +452,10 @@ func (in *fileInput) ReadBatch(ctx context.Context) (service.MessageBatch, servi
 				continue
 			}
 			if !next {
-				return nil, nil, service.ErrEndOfInput
+				if err := in.ended(ctx); err != nil {
+					return nil, nil, err
+				}
+				continue
 			}
 			if err := in.openFrom(filePos{Ordinal: in.cur.ordinal + 1}); err != nil {
 				return nil, nil, err
@@ -520,39 +560,80 @@ func (in *fileInput) checkTruncated(ctx context.Context) (bool, error) {
 	return true, in.openFrom(filePos{Ordinal: r.ordinal + 1})
 }
 
-// issue records a batch ending at end and returns its acknowledgement
-// function (nil for a range without messages, done at once).
-func (in *fileInput) issue(end filePos, done bool) service.AckFunc {
+// issue records a batch ending at end, done at once if it has no
+// messages, and returns its acknowledgement function and ticket. It
+// refuses (ok false) while a failed batch waits to be read again: what was
+// read after it must not go out.
+func (in *fileInput) issue(end filePos, done bool) (ack service.AckFunc, tk *ticket, ok bool) {
 	in.mu.Lock()
-	seq := in.mu.acks.issue(end, done)
-	in.mu.Unlock()
-	if done {
-		return nil
+	defer in.mu.Unlock()
+	if in.mu.rewind != nil {
+		return nil, nil, false
 	}
+	seq := in.mu.acks.issue(end, done)
+	if done {
+		return nil, nil, true
+	}
+	tk = in.gens.issue()
 	return func(_ context.Context, err error) error {
 		if err != nil {
-			// AutoRetryNacksBatched re-delivers a nacked batch and acks
-			// only its final success, so this is not reached.
+			tk.Fail(err)
 			return nil
 		}
 		in.mu.Lock()
-		in.mu.acks.ack(seq)
-		in.mu.Unlock()
-		select {
-		case in.acked <- struct{}{}:
-		default:
+		if tk.Live() {
+			in.mu.acks.ack(seq)
+			in.mu.wait = 0
 		}
+		in.mu.Unlock()
+		signal(in.acked)
 		return nil
-	}
+	}, tk, true
 }
 
-// waitAcked waits until every batch emitted is acknowledged.
-func (in *fileInput) waitAcked(ctx context.Context) error {
+// killed is the generations' onKill: the batches in flight are forgotten
+// (their tickets are dead, so they are not written) and the reader is
+// woken to read again from the acknowledged position.
+func (in *fileInput) killed(gen uint64, err error) {
+	in.mu.Lock()
+	in.mu.rewind = err
+	in.mu.acks.forgetPending()
+	in.mu.Unlock()
+	signal(in.acked)
+	signal(in.wake)
+}
+
+// rewindIfFailed reads again from the acknowledged position if a batch
+// failed, after a wait that grows while failures go on.
+func (in *fileInput) rewindIfFailed(ctx context.Context) error {
+	in.mu.Lock()
+	why, pos, wait := in.mu.rewind, in.mu.acks.acked, in.mu.wait
+	if why != nil {
+		in.mu.wait = min(max(2*wait, minRewindWait), maxRewindWait)
+	}
+	in.mu.Unlock()
+	if why == nil {
+		return nil
+	}
+	in.logger.Warn("a batch failed; reading again from the acknowledged position", "position", pos.String(), "after", max(wait, minRewindWait), "err", why)
+	if err := in.sleep(ctx, max(wait, minRewindWait)); err != nil {
+		return err
+	}
+	in.mu.Lock()
+	in.mu.rewind = nil
+	pos = in.mu.acks.acked
+	in.mu.Unlock()
+	return in.openFrom(pos)
+}
+
+// waitRoom waits until at most n batches are unacknowledged, or a batch
+// failed.
+func (in *fileInput) waitRoom(ctx context.Context, n int) error {
 	for {
 		in.mu.Lock()
-		n := in.mu.acks.unacked
+		ok := in.mu.acks.unacked <= n || in.mu.rewind != nil
 		in.mu.Unlock()
-		if n == 0 {
+		if ok {
 			return nil
 		}
 		select {
@@ -562,6 +643,43 @@ func (in *fileInput) waitAcked(ctx context.Context) error {
 		case <-in.done:
 			return context.Canceled
 		}
+	}
+}
+
+// ended waits until everything read is acknowledged and then returns
+// service.ErrEndOfInput; it returns nil if a batch failed instead, to be
+// read again.
+func (in *fileInput) ended(ctx context.Context) error {
+	if err := in.waitRoom(ctx, 0); err != nil {
+		return err
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.mu.rewind != nil {
+		return nil
+	}
+	return service.ErrEndOfInput
+}
+
+// sleep waits for d, or until ctx is done or the input closes.
+func (in *fileInput) sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-in.done:
+		return context.Canceled
+	}
+}
+
+// signal wakes whoever waits on c, if no wake-up is pending.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
 	}
 }
 

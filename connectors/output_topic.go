@@ -222,9 +222,10 @@ type chunk struct {
 }
 
 // WriteBatch appends the messages, dropping those a partition already
-// holds. A retryable failure returns service.ErrNotConnected: Benthos then
-// reconnects (the positions are learned again) and writes the same batch,
-// so nothing behind it overtakes it.
+// holds and those of a dead ticket. A retryable failure returns
+// service.ErrNotConnected: Benthos then reconnects (the positions are
+// learned again) and writes the same batch, so nothing behind it overtakes
+// it; any other failure kills the batch's tickets before returning.
 func (o *topicOutput) WriteBatch(ctx context.Context, msgs service.MessageBatch) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -244,12 +245,15 @@ func (o *topicOutput) WriteBatch(ctx context.Context, msgs service.MessageBatch)
 		return nil
 	}
 	o.failures++
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	if retryable(err) {
+	if retryable(err) && ctx.Err() == nil {
 		o.logger.Warn("write failed; retrying", "err", err)
 		return service.ErrNotConnected
+	}
+	// The batch goes back to its source: nothing issued after it may be
+	// written ahead of it (see MetaTicket).
+	failTickets(msgs, err)
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
 	return fmt.Errorf("topic %q: %w", o.spec.Name, err)
 }
@@ -280,6 +284,9 @@ func (o *topicOutput) chunk(msgs service.MessageBatch) ([]*chunk, error) {
 		keys = msgs.InterpolationExecutor(o.key)
 	}
 	for i, m := range msgs {
+		if !liveTicket(m) {
+			continue // its source reads it again
+		}
 		source, pos := sourceOf(m)
 		var key []byte
 		part := unkeyed

@@ -68,8 +68,12 @@ const playSchemaSent = `{"type": "record", "name": "Play", "fields": [
   {"name": "artist", "type": "string"}, {"name": "played_at", "type": "string"},
   {"name": "ms_played", "type": "long"}, {"name": "sent", "type": "long"}]}`
 
+// benchNode starts a node with a data directory of its own under dir: a
+// benchmark function runs more than once, each time on new ports.
 func benchNode(b *testing.B, dir string) *engine.Node {
-	cfg := nodeConfig(b, filepath.Join(dir, "data"))
+	data, err := os.MkdirTemp(dir, "data-")
+	require.NoError(b, err)
+	cfg := nodeConfig(b, data)
 	return startNode(b, cfg)
 }
 

@@ -39,7 +39,7 @@ Each message runs through the child processors in order, on its own: a child see
 
 - `+"`dead_letter`"+`: it becomes a dead letter. Its content is replaced by the original record — what the first stage it met received, kept in the metadata `+"`samsa_original`"+` — its error is cleared, and it carries `+"`samsa_dead_letter`"+` (true), `+"`samsa_dlq_reason`"+` (the error text), `+"`samsa_dlq_stage`"+` (this stage's name) and `+"`samsa_dlq_time`"+` (RFC 3339, UTC, milliseconds); `+"`samsa_schema_id`"+` is removed, as the content is no longer what it described. A message yields at most one dead letter per stage, even if a child split it and several parts failed.
 - `+"`drop`"+`: it is removed and acknowledged; it is never written anywhere.
-- `+"`fail`"+`: it keeps its error. Strict error handling then rejects it at the output, the input retries it, and the pipeline makes no progress past that record — as a Kafka consumer stalls on a poison record — until the data or the pipeline changes. Choose it when losing or diverting a record is worse than stopping.
+- `+"`fail`"+`: it keeps its error. Strict error handling then rejects it at the output, and a Samsa source is told at once (metadata `+"`samsa_ticket`"+`) so that it reads the record again — with what it read after it, none of which is written first. The pipeline makes no progress past that record — as a Kafka consumer stalls on a poison record — until the data or the pipeline changes. Choose it when losing or diverting a record is worse than stopping.
 
 A message that arrives already marked `+"`samsa_dead_letter`"+` passes through untouched, so the first failing stage's reason stands. A message that arrives with an error (only possible without strict error handling) also passes through untouched. A child that panics, or fails the whole batch, fails the message with that error; a cancelled context (shutdown) is returned as is, so the message is retried rather than dead-lettered.`).
 		Fields(
@@ -124,6 +124,7 @@ func (s *stageProcessor) Process(ctx context.Context, msg *service.Message) (ser
 	out, err := s.run(ctx, msg)
 	if err != nil {
 		if ctx.Err() != nil {
+			rewind(msg, err)
 			return nil, err // shutting down: the input retries it, it is no dead letter
 		}
 		msg.SetError(err)
@@ -140,6 +141,7 @@ func (s *stageProcessor) Process(ctx context.Context, msg *service.Message) (ser
 		s.failures.Incr(1, s.name, s.onError)
 		switch s.onError {
 		case OnErrorFail:
+			rewind(m, err)
 			kept = append(kept, m)
 		case OnErrorDeadLetter:
 			if deadLettered {
@@ -263,4 +265,19 @@ func (s *stageProcessor) Close(ctx context.Context) error {
 		errs = append(errs, c.Close(ctx))
 	}
 	return errors.Join(errs...)
+}
+
+// metaTicket is connectors.MetaTicket: a source record's ticket.
+const metaTicket = "samsa_ticket"
+
+// rewind tells the source of a record that fails here that it is not
+// stored now, before any record after it can be: the source reads it
+// again from its acknowledged position, and nothing it read after the
+// record is written ahead of it.
+func rewind(m *service.Message, err error) {
+	if v, ok := m.MetaGetMut(metaTicket); ok {
+		if t, ok := v.(interface{ Fail(error) bool }); ok {
+			t.Fail(err)
+		}
+	}
 }

@@ -125,7 +125,11 @@ func (a *pipelinesAPI) listCmd() *cobra.Command {
 		Use:     "list",
 		Aliases: []string{"ls"},
 		Short:   "List pipelines",
-		Args:    args(cobra.NoArgs),
+		Long: `List the pipelines stored in the cluster with their state, the node running
+them, their topic and their counts of records in and out, dead letters and errors.`,
+		Example: `  samsa pipelines list
+  samsa pipelines ls -o json`,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			list := []pipelines.Status{}
 			if err := a.call(cmd, http.MethodGet, "/v1/pipelines", nil, &list); err != nil {
@@ -192,7 +196,8 @@ func (a *pipelinesAPI) deleteCmd() *cobra.Command {
 		Short: "Stop pipelines and remove them from the cluster",
 		Long: `Stop pipelines and remove their specs. Their topics, the source's checkpoint
 and the sinks' committed offsets stay, so applying one again resumes it.`,
-		Args: args(cobra.MinimumNArgs(1)),
+		Example: `  samsa pipelines delete plays`,
+		Args:    args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, names []string) error {
 			for _, n := range names {
 				if err := a.call(cmd, http.MethodDelete, "/v1/pipelines/"+n, nil, nil); err != nil {
