@@ -161,6 +161,8 @@ func sourceInput(p *Pipeline) any {
 		return map[string]any{"label": labelSource, "samsa_topic": map[string]any{
 			"topic": s.Topic.Name, "group": p.SourceID(), "start": s.Topic.Start,
 		}}
+	case s.Connector != nil:
+		return withLabel(connectorComponent(p), labelSource, false)
 	default:
 		return withLabel(p.resolvePaths(s.Benthos), labelSource, false)
 	}

@@ -11,6 +11,8 @@
 //	  file: {paths: [data/*.jsonl], format: jsonl, tail: true}
 //	  # benthos: {generate: {...}}  # any Benthos input (at least once)
 //	  # topic: {name: other, start: earliest}
+//	  # sql: {...}, postgres_cdc: {...}, mqtt: {...}: the connector's own
+//	  #   fields (Benthos input samsa_<kind>); the pipeline sets source_id
 //	validate:                        # optional
 //	  avro: {schema_file: play.avsc} # or schema: '...' or subject: plays-value
 //	  encode: false                  # store Avro binary instead of the JSON

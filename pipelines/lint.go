@@ -36,6 +36,9 @@ func (env *Environment) LintIn(file, dir string, data []byte) (*Pipeline, error)
 	if p.Source.Benthos != nil {
 		l.lint("input", "source.benthos", p.Source.Benthos)
 	}
+	if c := p.Source.Connector; c != nil {
+		l.lint("input", "source."+c.Kind, connectorComponent(p))
+	}
 	for i, n := range p.Transform {
 		l.lint("processor", fmt.Sprintf("transform[%d]", i), n)
 	}
@@ -144,6 +147,11 @@ func (l *linter) build(p *Pipeline) Problems {
 			fail(p.Source.Benthos.Line, "source.benthos", err)
 		}
 	}
+	if c := p.Source.Connector; c != nil {
+		if err := l.buildOne(p, "input", sourceInput(p)); err != nil {
+			fail(c.Config.Line, "source."+c.Kind, err)
+		}
+	}
 	for i, s := range p.Sinks {
 		if err := l.buildOne(p, "output", s.Output); err != nil {
 			fail(s.Line, fmt.Sprintf("sinks[%d]", i), err)
@@ -210,4 +218,18 @@ func (l *linter) buildOne(p *Pipeline, kind string, conf any) error {
 		return res.AccessProcessor(ctx, "lint", func(*service.ResourceProcessor) {})
 	}
 	return res.AccessOutput(ctx, "lint", func(*service.ResourceOutput) {})
+}
+
+// connectorComponent is the pipeline's connector source as the Benthos
+// input it runs ({samsa_<kind>: fields}, with source_id), its nodes
+// keeping their lines in the file.
+func connectorComponent(p *Pipeline) *yaml.Node {
+	c := p.Source.Connector
+	conf := *c.Config
+	conf.Content = append(slices.Clip(conf.Content),
+		&yaml.Node{Kind: yaml.ScalarNode, Value: "source_id", Line: c.Config.Line},
+		&yaml.Node{Kind: yaml.ScalarNode, Value: p.SourceID(), Line: c.Config.Line})
+	return &yaml.Node{Kind: yaml.MappingNode, Line: c.Config.Line, Content: []*yaml.Node{
+		{Kind: yaml.ScalarNode, Value: c.Input(), Line: c.Config.Line}, &conf,
+	}}
 }

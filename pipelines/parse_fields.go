@@ -3,6 +3,7 @@ package pipelines
 import (
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/samsa-io/samsa/log/meta"
 	"gopkg.in/yaml.v3"
@@ -63,9 +64,27 @@ func (w *walker) caches(n *yaml.Node) []Cache {
 }
 
 func (w *walker) source(n *yaml.Node, s *Source) {
-	f := w.fields(n, "source", "file", "topic", "benthos")
+	kinds := append([]string{"file", "topic"}, ConnectorSources...)
+	f := w.fields(n, "source", append(kinds, "benthos")...)
 	if n.Kind == yaml.MappingNode && len(f) != 1 {
-		w.fail(n, "source", "needs exactly one of file, topic or benthos, found %d", len(f))
+		w.fail(n, "source", "needs exactly one of %s or benthos, found %d", strings.Join(kinds, ", "), len(f))
+	}
+	for _, kind := range ConnectorSources {
+		v := f[kind]
+		if v == nil {
+			continue
+		}
+		field := "source." + kind
+		if v.Kind != yaml.MappingNode {
+			w.fail(v, field, "must be a mapping of the %s connector's fields", kind)
+			continue
+		}
+		for i := 0; i+1 < len(v.Content); i += 2 {
+			if k := v.Content[i]; k.Value == "source_id" {
+				w.fail(k, field+".source_id", "set by the pipeline (%s); leave it out", "pipeline.<name>.source")
+			}
+		}
+		s.Connector = &ConnectorSource{Kind: kind, Config: v}
 	}
 	if v := f["file"]; v != nil {
 		s.File = &FileSource{Format: "lines", Tail: true}

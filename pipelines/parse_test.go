@@ -99,3 +99,28 @@ caches:
 	require.Contains(t, ps[0].Error(), "lint.yaml:5: validate.avro:")
 	require.Contains(t, ps[0].Error(), "missing.avsc")
 }
+
+// TestConnectorSource: a connector's fields pass through to its Benthos
+// input (samsa_<kind>) with the pipeline's source id; setting source_id
+// by hand is a mistake.
+func TestConnectorSource(t *testing.T) {
+	p, err := Parse("orders.yaml", []byte(`name: orders
+source:
+  sql: {driver: sqlite, dsn: shop.db, table: orders, cursor: id}
+topic: {name: orders}
+`))
+	require.NoError(t, err)
+	require.Equal(t, "sql", p.Source.Connector.Kind)
+	streams, err := Compile(p)
+	require.NoError(t, err)
+	require.Contains(t, streams[0].YAML, "samsa_sql:")
+	require.Contains(t, streams[0].YAML, "source_id: pipeline.orders.source")
+	require.Contains(t, streams[0].YAML, "table: orders")
+
+	_, err = Parse("orders.yaml", []byte(`name: orders
+source:
+  mqtt: {urls: [tcp://127.0.0.1:1883], source_id: mine}
+topic: {name: orders}
+`))
+	require.ErrorContains(t, err, "orders.yaml:3: source.mqtt.source_id: set by the pipeline")
+}

@@ -23,10 +23,25 @@ type Pipeline struct {
 
 // Source is where records come from: exactly one field is set.
 type Source struct {
-	File    *FileSource
-	Topic   *TopicSource
-	Benthos *yaml.Node // one Benthos input, e.g. {generate: {...}}
+	File      *FileSource
+	Topic     *TopicSource
+	Connector *ConnectorSource
+	Benthos   *yaml.Node // one Benthos input, e.g. {generate: {...}}
 }
+
+// ConnectorSources are the sources besides file and topic that Samsa's
+// connectors offer: source key K runs the Benthos input samsa_K.
+var ConnectorSources = []string{"sql", "postgres_cdc", "mqtt"}
+
+// ConnectorSource is one of ConnectorSources. Its fields are the
+// connector's own, as written; the pipeline sets source_id.
+type ConnectorSource struct {
+	Kind   string     // a ConnectorSources entry
+	Config *yaml.Node // the connector's fields
+}
+
+// Input is the Benthos input a connector source runs.
+func (c *ConnectorSource) Input() string { return "samsa_" + c.Kind }
 
 // FileSource reads lines from files (Samsa's samsa_file connector):
 // exactly once, resuming from a checkpoint after a restart.
