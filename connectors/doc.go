@@ -17,17 +17,20 @@
 // appends, so that no batch straddles the stored position.
 //
 // This holds only if a source's records reach each partition in position
-// order. Benthos reorders batches (parallel pipeline threads, nacked
-// batches retried after later ones), so Samsa's sources keep one batch in
-// flight: the next batch is read only once the previous one is
-// acknowledged. A batch is the unit of throughput (1024 records by
-// default), so this costs one commit round trip per batch.
+// order. Within one stream they do: one processing thread, one write at a
+// time per output, a failed write retried in place. A source keeps a few
+// batches in flight (so reading and processing overlap writing); the one
+// way a later batch could be stored ahead of an earlier one is that the
+// earlier one fails and is read again. So a failure kills the batch's
+// generation (metadata samsa_ticket, see MetaTicket): outputs write nothing
+// of it, and the source reads again from its acknowledged position.
 //
 // # Metadata
 //
 //	key               type    set by          meaning
 //	samsa_source      string  sources         the source id
 //	samsa_position    []byte  sources         the record's position; later records compare greater
+//	samsa_ticket      *ticket sources         the batch's generation: Live() bool, Fail(error) bool
 //	samsa_timestamp   int64 ms, time.Time or RFC 3339 string
 //	                          anyone          the record timestamp the topic output writes
 //	samsa_dead_letter bool    transforms      the message is a dead letter
