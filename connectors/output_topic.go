@@ -204,13 +204,34 @@ func (o *topicOutput) Connect(ctx context.Context) error {
 	o.parts = int32(len(t.Partitions))
 	o.maxBytes = int(t.LogSettings().MaxMessageBytes)
 	for p := range o.parts {
-		if _, _, err := o.log.Offsets(replog.TopicPartition{Topic: o.spec.Name, Partition: p}); err != nil {
+		if err := o.awaitLeader(ctx, replog.TopicPartition{Topic: o.spec.Name, Partition: p}); err != nil {
 			return fmt.Errorf("topic %q: %w", o.spec.Name, err)
 		}
 	}
 	clear(o.stored)
 	o.rr %= o.parts
 	return nil
+}
+
+// leaderWait is how long Connect waits for a partition's leader (after a
+// node starts, its partitions elect theirs within a second or two) before
+// it reports the error and lets Benthos retry.
+const leaderWait = 5 * time.Second
+
+// awaitLeader waits until this node leads tp, up to leaderWait.
+func (o *topicOutput) awaitLeader(ctx context.Context, tp replog.TopicPartition) error {
+	deadline := time.Now().Add(leaderWait)
+	for {
+		_, _, err := o.log.Offsets(tp)
+		if err == nil || !errors.Is(err, replog.ErrLeaderNotAvailable) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-ctx.Done():
+			return err
+		}
+	}
 }
 
 // chunk is one batch to append: records of one source (or none) for one

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -273,48 +274,72 @@ func (r *Runner) build(name string, c Stream) (*service.Stream, error) {
 		return nil, err
 	}
 	b.SetStrict(true)
-	b.SetLogger(slog.New(stageErrors{Handler: r.logger.Handler()}).With("pipeline", name, "stream", c.Name))
+	b.SetLogger(slog.New(benthosLogs{h: r.logger.Handler()}).With("pipeline", name, "stream", c.Name))
 	return b.Build()
 }
 
-// stageErrors logs what the processors inside a stage log as warnings
-// and errors at debug instead: each is a record that became a dead
-// letter, which the dead-letter topic keeps with the reason. A bad batch
-// of input must not flood the node's log.
-type stageErrors struct {
-	slog.Handler
+// benthosLogs is the handler of a stream's Benthos logger. Benthos's
+// lifecycle chatter (info: "Input type X is now active") goes to debug,
+// and so do the warnings and errors of processors inside a stage: each is
+// a record that became a dead letter, which the dead-letter topic keeps
+// with the reason — a bad batch of input must not flood the node's log.
+// Benthos adds a path attribute per nesting level; only the innermost is
+// kept, and empty labels are dropped.
+type benthosLogs struct {
+	h       slog.Handler
+	attrs   []slog.Attr // Benthos's, applied at Handle
 	inStage bool
 }
 
-func (h stageErrors) Handle(ctx context.Context, rec slog.Record) error {
-	if h.inStage && rec.Level > slog.LevelDebug {
-		if !h.Handler.Enabled(ctx, slog.LevelDebug) {
-			return nil
-		}
-		rec.Level = slog.LevelDebug
+func (h benthosLogs) level(l slog.Level) slog.Level {
+	if l == slog.LevelInfo || h.inStage && l > slog.LevelDebug {
+		return slog.LevelDebug
 	}
-	return h.Handler.Handle(ctx, rec)
+	return l
 }
 
-func (h stageErrors) Enabled(ctx context.Context, l slog.Level) bool {
-	if h.inStage {
-		return h.Handler.Enabled(ctx, slog.LevelDebug)
-	}
-	return h.Handler.Enabled(ctx, l)
+func (h benthosLogs) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.h.Enabled(ctx, h.level(l))
 }
 
-func (h stageErrors) WithAttrs(attrs []slog.Attr) slog.Handler {
-	in := h.inStage
+func (h benthosLogs) Handle(ctx context.Context, rec slog.Record) error {
+	rec.Level = h.level(rec.Level)
+	if !h.h.Enabled(ctx, rec.Level) {
+		return nil
+	}
+	rec.AddAttrs(dedupAttrs(h.attrs)...)
+	return h.h.Handle(ctx, rec)
+}
+
+func (h benthosLogs) WithAttrs(attrs []slog.Attr) slog.Handler {
 	for _, a := range attrs {
 		if a.Key == "path" && strings.Contains(a.Value.String(), ".samsa_stage.processors") {
-			in = true
+			h.inStage = true
 		}
 	}
-	return stageErrors{Handler: h.Handler.WithAttrs(attrs), inStage: in}
+	h.attrs = append(slices.Clip(h.attrs), attrs...)
+	return h
 }
 
-func (h stageErrors) WithGroup(name string) slog.Handler {
-	return stageErrors{Handler: h.Handler.WithGroup(name), inStage: h.inStage}
+func (h benthosLogs) WithGroup(name string) slog.Handler {
+	return benthosLogs{h: h.h.WithAttrs(dedupAttrs(h.attrs)).WithGroup(name), inStage: h.inStage}
+}
+
+// dedupAttrs keeps the last value of each key, in the order keys first
+// appear, without empty labels.
+func dedupAttrs(attrs []slog.Attr) []slog.Attr {
+	out := make([]slog.Attr, 0, len(attrs))
+	for _, a := range attrs {
+		if a.Key == "label" && a.Value.String() == "" {
+			continue
+		}
+		if i := slices.IndexFunc(out, func(b slog.Attr) bool { return b.Key == a.Key }); i >= 0 {
+			out[i] = a
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 func (r *Runner) runStream(pipeline string, s *runStream) {
