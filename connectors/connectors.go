@@ -69,6 +69,15 @@ func Register(env *service.Environment, deps Deps) error {
 	}); err != nil {
 		return fmt.Errorf("connectors: %s input: %w", TopicInputName, err)
 	}
+	if err := env.RegisterBatchOutput(FileOutputName, fileOutputSpec(), func(conf *service.ParsedConfig, _ *service.Resources) (service.BatchOutput, service.BatchPolicy, int, error) {
+		out, err := newFileOutput(conf, deps)
+		if err != nil {
+			return nil, service.BatchPolicy{}, 0, err
+		}
+		return out, service.BatchPolicy{}, 1, nil // one write at a time: lines stay in order
+	}); err != nil {
+		return fmt.Errorf("connectors: %s output: %w", FileOutputName, err)
+	}
 	if err := env.RegisterBatchOutput(TopicOutputName, topicOutputSpec(), func(conf *service.ParsedConfig, _ *service.Resources) (service.BatchOutput, service.BatchPolicy, int, error) {
 		out, policy, err := newTopicOutput(conf, deps)
 		if err != nil {

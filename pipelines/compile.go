@@ -181,7 +181,7 @@ func sinkStream(p *Pipeline, s Sink) map[string]any {
 }
 
 // resolvePaths returns a copy of a raw Benthos component with the paths
-// of every file input and output in it (at any depth: a broker's, a
+// of every file (and samsa_file) input and output in it (at any depth: a broker's, a
 // switch's) resolved against the pipeline's folder, like the pipeline's
 // own paths. Interpolated paths (${! ... }) are left as they are.
 func (p *Pipeline) resolvePaths(n *yaml.Node) *yaml.Node {
@@ -197,7 +197,7 @@ func (p *Pipeline) resolvePaths(n *yaml.Node) *yaml.Node {
 		return &c
 	}
 	for i := 0; i+1 < len(c.Content); i += 2 {
-		if f := c.Content[i+1]; c.Content[i].Value == "file" && f.Kind == yaml.MappingNode {
+		if f := c.Content[i+1]; (c.Content[i].Value == "file" || c.Content[i].Value == "samsa_file") && f.Kind == yaml.MappingNode {
 			for j := 0; j+1 < len(f.Content); j += 2 {
 				if k := f.Content[j].Value; k == "path" || k == "paths" {
 					f.Content[j+1] = p.resolvePath(f.Content[j+1])
