@@ -171,7 +171,6 @@ type run struct {
 	started time.Time
 	streams []*runStream
 	err     error // set when it could not start
-	stopped bool
 }
 
 // runStream is one Benthos stream of a run.
