@@ -30,8 +30,9 @@ func writeBenchFile(b *testing.B, path string, n int) {
 // BenchmarkFileToTopic moves b.N 100-byte JSON lines from a file into a
 // topic (acks=all, fsynced by Raft) and reports records/s. "drop" is the
 // file input alone, "benthos-file" Benthos's own file input (lines,
-// unbatched, no exactly-once) into drop, for reference; batch-4096 shows
-// what larger batches buy when each waits for its commit.
+// unbatched, no exactly-once) into drop, and "raw-read" a bufio.Scanner
+// reading the same lines — the raw client, for reference; batch-4096
+// shows what larger batches buy.
 func BenchmarkFileToTopic(b *testing.B) {
 	for _, c := range []struct {
 		name   string
@@ -43,8 +44,13 @@ func BenchmarkFileToTopic(b *testing.B) {
 		{"1-partition-batch-4096", "samsa-4096", "samsa_topic: {topic: bench, batching: {count: 4096, period: 1ms}}"},
 		{"drop", "samsa", "drop: {}"},
 		{"benthos-file", "benthos", "drop: {}"},
+		{"raw-read", "raw", ""},
 	} {
 		b.Run(c.name, func(b *testing.B) {
+			if c.input == "raw" {
+				benchRawRead(b)
+				return
+			}
 			n := newNode(b)
 			dir := b.TempDir()
 			path := filepath.Join(dir, "plays.jsonl")
@@ -77,4 +83,26 @@ func BenchmarkFileToTopic(b *testing.B) {
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "records/s")
 		})
 	}
+}
+
+// benchRawRead reads b.N lines with a bufio.Scanner, as a program reading
+// the file without Samsa or Benthos would.
+func benchRawRead(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "plays.jsonl")
+	writeBenchFile(b, path, b.N)
+	b.ResetTimer()
+	start := time.Now()
+	f, err := os.Open(path)
+	require.NoError(b, err)
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	n := 0
+	for sc.Scan() {
+		n++
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	require.NoError(b, sc.Err())
+	require.Equal(b, b.N, n)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "records/s")
 }
