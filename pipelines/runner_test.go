@@ -1,15 +1,19 @@
 package pipelines_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -214,4 +218,77 @@ func TestStoredPipelineResumes(t *testing.T) {
 	st, ok := n.Pipelines().Status("events")
 	require.True(t, ok)
 	require.Equal(t, pipelines.StateRunning, st.State)
+}
+
+// TestCoreSinks: Benthos core's outputs work as sinks — an http_client
+// posting each record to a webhook, a socket writing lines to a TCP
+// server, and Samsa's rotating samsa_file — each reading the topic on its
+// own.
+func TestCoreSinks(t *testing.T) {
+	dir := t.TempDir()
+	var mu sync.Mutex
+	var posted []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		posted = append(posted, string(b))
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	received := make(chan string, 100)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		sc := bufio.NewScanner(c)
+		for sc.Scan() {
+			received <- sc.Text()
+		}
+	}()
+
+	writeFiles(t, dir, map[string]string{
+		"pipeline.yaml": fmt.Sprintf(`name: hooks
+source:
+  file: {paths: [events.jsonl], format: jsonl}
+topic: {name: hooks}
+sinks:
+  - name: webhook
+    http_client: {url: %s/events, verb: POST}
+  - name: socket
+    socket: {network: tcp, address: %s, codec: lines}
+  - name: archive
+    samsa_file: {path: out/hooks.jsonl, rotate_size: 1KiB}
+`, hook.URL, ln.Addr()),
+		"events.jsonl": event(1, "click") + event(2, "view") + event(3, "click"),
+	})
+	n := startNode(t, nodeConfig(t, filepath.Join(dir, "data")))
+	_, err = n.Pipelines().ApplyFile(context.Background(), filepath.Join(dir, "pipeline.yaml"))
+	require.NoError(t, err)
+
+	want := []string{`{"id": 1, "kind": "click"}`, `{"id": 2, "kind": "view"}`, `{"id": 3, "kind": "click"}`}
+	waitFor(t, 30*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(posted) == 3
+	}, "the webhook did not get 3 posts")
+	mu.Lock()
+	require.Equal(t, want, posted)
+	mu.Unlock()
+	for _, w := range want {
+		select {
+		case got := <-received:
+			require.Equal(t, w, got)
+		case <-time.After(30 * time.Second):
+			t.Fatal("the socket sink sent nothing")
+		}
+	}
+	waitFor(t, 30*time.Second, func() bool {
+		b, _ := os.ReadFile(filepath.Join(dir, "out", "hooks.jsonl"))
+		return string(b) == strings.Join(want, "\n")+"\n"
+	}, "the file sink did not write the 3 records")
 }
