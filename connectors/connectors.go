@@ -69,6 +69,18 @@ func Register(env *service.Environment, deps Deps) error {
 	}); err != nil {
 		return fmt.Errorf("connectors: %s input: %w", TopicInputName, err)
 	}
+	if err := env.RegisterBatchInput(SQLInputName, sqlInputSpec(), func(conf *service.ParsedConfig, _ *service.Resources) (service.BatchInput, error) {
+		// Not AutoRetryNacksBatched: a nacked batch is read again by the
+		// input itself, from its acknowledged position (see MetaTicket).
+		return newSQLInput(conf, deps)
+	}); err != nil {
+		return fmt.Errorf("connectors: %s input: %w", SQLInputName, err)
+	}
+	if err := env.RegisterBatchOutput(SQLOutputName, sqlOutputSpec(), func(conf *service.ParsedConfig, _ *service.Resources) (service.BatchOutput, service.BatchPolicy, int, error) {
+		return newSQLOutput(conf, deps)
+	}); err != nil {
+		return fmt.Errorf("connectors: %s output: %w", SQLOutputName, err)
+	}
 	if err := env.RegisterBatchOutput(FileOutputName, fileOutputSpec(), func(conf *service.ParsedConfig, _ *service.Resources) (service.BatchOutput, service.BatchPolicy, int, error) {
 		out, err := newFileOutput(conf, deps)
 		if err != nil {
