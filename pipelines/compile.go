@@ -162,7 +162,7 @@ func sourceInput(p *Pipeline) any {
 			"topic": s.Topic.Name, "group": p.SourceID(), "start": s.Topic.Start,
 		}}
 	case s.Connector != nil:
-		return withLabel(connectorComponent(p), labelSource, false)
+		return withLabel(p.resolvePaths(connectorComponent(p)), labelSource, false)
 	default:
 		return withLabel(p.resolvePaths(s.Benthos), labelSource, false)
 	}
@@ -181,7 +181,8 @@ func sinkStream(p *Pipeline, s Sink) map[string]any {
 }
 
 // resolvePaths returns a copy of a raw Benthos component with the paths
-// of every file (and samsa_file) input and output in it (at any depth: a broker's, a
+// of every file (and samsa_file) input and output and the database of
+// every SQLite samsa_sql in it (at any depth: a broker's, a
 // switch's) resolved against the pipeline's folder, like the pipeline's
 // own paths. Interpolated paths (${! ... }) are left as they are.
 func (p *Pipeline) resolvePaths(n *yaml.Node) *yaml.Node {
@@ -197,12 +198,19 @@ func (p *Pipeline) resolvePaths(n *yaml.Node) *yaml.Node {
 		return &c
 	}
 	for i := 0; i+1 < len(c.Content); i += 2 {
-		if f := c.Content[i+1]; (c.Content[i].Value == "file" || c.Content[i].Value == "samsa_file") && f.Kind == yaml.MappingNode {
+		f := c.Content[i+1]
+		if f.Kind != yaml.MappingNode {
+			continue
+		}
+		switch c.Content[i].Value {
+		case "file", "samsa_file":
 			for j := 0; j+1 < len(f.Content); j += 2 {
 				if k := f.Content[j].Value; k == "path" || k == "paths" {
 					f.Content[j+1] = p.resolvePath(f.Content[j+1])
 				}
 			}
+		case "samsa_sql":
+			c.Content[i+1] = p.resolveSQLite(f)
 		}
 	}
 	return &c
@@ -221,6 +229,30 @@ func (p *Pipeline) resolvePath(v *yaml.Node) *yaml.Node {
 		c.Value = p.resolve(v.Value)
 	}
 	return &c
+}
+
+// resolveSQLite is a copy of a samsa_sql component's fields with a
+// relative SQLite database path (driver sqlite, the default) resolved
+// like the pipeline's other paths. DSNs of other drivers, file: URIs and
+// :memory: are left as they are.
+func (p *Pipeline) resolveSQLite(f *yaml.Node) *yaml.Node {
+	driver, dsn := "sqlite", -1
+	for j := 0; j+1 < len(f.Content); j += 2 {
+		switch f.Content[j].Value {
+		case "driver":
+			driver = f.Content[j+1].Value
+		case "dsn":
+			dsn = j + 1
+		}
+	}
+	if driver != "sqlite" || dsn < 0 {
+		return f
+	}
+	v := f.Content[dsn]
+	if v.Kind != yaml.ScalarNode || strings.HasPrefix(v.Value, "file:") || strings.HasPrefix(v.Value, ":memory:") {
+		return f
+	}
+	return replaceValue(f, "dsn", p.resolvePath(v))
 }
 
 // replaceValue is a copy of mapping n with key's value replaced.

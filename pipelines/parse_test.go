@@ -104,10 +104,15 @@ caches:
 // input (samsa_<kind>) with the pipeline's source id; setting source_id
 // by hand is a mistake.
 func TestConnectorSource(t *testing.T) {
-	p, err := Parse("orders.yaml", []byte(`name: orders
+	p, err := Parse("/srv/shop/orders.yaml", []byte(`name: orders
 source:
   sql: {driver: sqlite, dsn: shop.db, table: orders, cursor: id}
 topic: {name: orders}
+sinks:
+  - name: copy
+    samsa_sql: {dsn: copy.db, table: orders, key: [id]}
+  - name: pg
+    samsa_sql: {driver: postgres, dsn: "postgres://x@y/z", table: orders, key: [id]}
 `))
 	require.NoError(t, err)
 	require.Equal(t, "sql", p.Source.Connector.Kind)
@@ -116,6 +121,10 @@ topic: {name: orders}
 	require.Contains(t, streams[0].YAML, "samsa_sql:")
 	require.Contains(t, streams[0].YAML, "source_id: pipeline.orders.source")
 	require.Contains(t, streams[0].YAML, "table: orders")
+	// A relative SQLite database is the pipeline's, like its other paths.
+	require.Contains(t, streams[0].YAML, "dsn: /srv/shop/shop.db")
+	require.Contains(t, streams[1].YAML, "dsn: /srv/shop/copy.db")
+	require.Contains(t, streams[2].YAML, `dsn: "postgres://x@y/z"`)
 
 	_, err = Parse("orders.yaml", []byte(`name: orders
 source:
