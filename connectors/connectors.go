@@ -35,6 +35,8 @@ const (
 	FileInputName   = "samsa_file"
 	TopicInputName  = "samsa_topic"
 	TopicOutputName = "samsa_topic"
+
+	PostgresCDCInputName = "samsa_postgres_cdc"
 )
 
 // Deps are what the connectors need from the node.
@@ -98,6 +100,13 @@ func Register(env *service.Environment, deps Deps) error {
 		return out, policy, 1, nil // one write at a time: positions reach a partition in order
 	}); err != nil {
 		return fmt.Errorf("connectors: %s output: %w", TopicOutputName, err)
+	}
+	if err := env.RegisterBatchInput(PostgresCDCInputName, postgresCDCInputSpec(), func(conf *service.ParsedConfig, _ *service.Resources) (service.BatchInput, error) {
+		// Not AutoRetryNacksBatched: after a failed batch the input streams
+		// again from its acknowledged position (see MetaTicket).
+		return newPostgresCDCInput(conf, deps)
+	}); err != nil {
+		return fmt.Errorf("connectors: %s input: %w", PostgresCDCInputName, err)
 	}
 	return nil
 }

@@ -1,0 +1,275 @@
+package connectors
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pglogrepl"
+)
+
+// Positions of the samsa_postgres_cdc input (metadata samsa_position),
+// compared with bytes.Compare:
+//
+//	phase  bytes                                          record
+//	0x00   table (uint32 BE, its index in the snapshot's   a snapshot row ("read")
+//	       list), then each primary key value (cdcAppendKeyPos)
+//	0x01   commit LSN (uint64 BE), then the change's       a streamed change
+//	       index in its transaction (uint32 BE)
+//
+// The snapshot reads each table in the order of these bytes, and the stream
+// delivers transactions in commit order, so positions increase in the
+// order records are emitted, snapshot rows first.
+const (
+	cdcPhaseSnapshot byte = 0x00
+	cdcPhaseStream   byte = 0x01
+)
+
+// cdcSnapshotPos appends the position of a snapshot row: keys are the text
+// forms of its primary key values, orders how each is ordered.
+func cdcSnapshotPos(dst []byte, table int, orders []cdcOrder, keys [][]byte) ([]byte, error) {
+	dst = append(dst, cdcPhaseSnapshot)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(table))
+	for i, o := range orders {
+		var err error
+		if dst, err = cdcAppendKeyPos(dst, o, keys[i]); err != nil {
+			return nil, err
+		}
+	}
+	return dst, nil
+}
+
+// cdcStreamPos appends the position of a streamed change.
+func cdcStreamPos(dst []byte, commit pglogrepl.LSN, index uint32) []byte {
+	dst = append(dst, cdcPhaseStream)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(commit))
+	return binary.BigEndian.AppendUint32(dst, index)
+}
+
+// cdcLSN is an LSN written in PostgreSQL's form ("16/B374D848") in JSON.
+type cdcLSN pglogrepl.LSN
+
+func (l cdcLSN) MarshalText() ([]byte, error) { return []byte(pglogrepl.LSN(l).String()), nil }
+
+func (l *cdcLSN) UnmarshalText(b []byte) error {
+	v, err := pglogrepl.ParseLSN(string(b))
+	*l = cdcLSN(v)
+	return err
+}
+
+// cdcMark is where the input stands: the records before it are the ones
+// emitted, and reading again from it emits the rest.
+type cdcMark struct {
+	// Stream: the snapshot is over (or off) and changes are streamed.
+	Stream bool `json:"stream"`
+	// Table is the index, in the snapshot's list, of the table read next.
+	Table int `json:"table,omitempty"`
+	// Key holds the text forms of the primary key of the last row read
+	// of Table; none: Table is read from its start.
+	Key []string `json:"key,omitempty"`
+	// LSN is where streaming resumes: the end of the last transaction
+	// whose changes are all before the mark. 0: the slot's confirmed
+	// position.
+	LSN cdcLSN `json:"lsn,omitempty"`
+}
+
+func (m cdcMark) String() string {
+	if m.Stream {
+		return "stream " + pglogrepl.LSN(m.LSN).String()
+	}
+	return fmt.Sprintf("snapshot table %d after %q", m.Table, m.Key)
+}
+
+// cdcTxSnapshot is a transaction snapshot as txid_current_snapshot gives
+// it: the transactions it sees are those below Xmin and those below Xmax
+// not in Xip. Transaction ids are 64 bits wide (epoch and xid).
+type cdcTxSnapshot struct {
+	Xmin uint64   `json:"xmin"`
+	Xmax uint64   `json:"xmax"`
+	Xip  []uint64 `json:"xip,omitempty"`
+}
+
+// parseCDCTxSnapshot parses txid_current_snapshot's text ("10:20:12,15").
+func parseCDCTxSnapshot(s string) (cdcTxSnapshot, error) {
+	var snap cdcTxSnapshot
+	parts := strings.Split(s, ":")
+	if len(parts) != 3 {
+		return snap, fmt.Errorf("transaction snapshot %q", s)
+	}
+	var err error
+	if snap.Xmin, err = strconv.ParseUint(parts[0], 10, 64); err != nil {
+		return snap, fmt.Errorf("transaction snapshot %q: %w", s, err)
+	}
+	if snap.Xmax, err = strconv.ParseUint(parts[1], 10, 64); err != nil {
+		return snap, fmt.Errorf("transaction snapshot %q: %w", s, err)
+	}
+	if parts[2] != "" {
+		for _, x := range strings.Split(parts[2], ",") {
+			v, err := strconv.ParseUint(x, 10, 64)
+			if err != nil {
+				return snap, fmt.Errorf("transaction snapshot %q: %w", s, err)
+			}
+			snap.Xip = append(snap.Xip, v)
+		}
+	}
+	return snap, nil
+}
+
+// sees reports whether the snapshot sees (the commit of) transaction xid,
+// as pgoutput gives it: 32 bits, taken as the 64-bit id nearest to Xmax.
+func (s cdcTxSnapshot) sees(xid uint32) bool {
+	x := uint64(int64(s.Xmax) + int64(int32(xid-uint32(s.Xmax))))
+	switch {
+	case x < s.Xmin:
+		return true
+	case x >= s.Xmax:
+		return false
+	}
+	return !slices.Contains(s.Xip, x)
+}
+
+// cdcSegment is a part of the snapshot read in one transaction snapshot:
+// the rows whose positions are above Start (all of them for the first),
+// up to the next segment's Start.
+type cdcSegment struct {
+	Start []byte        `json:"start,omitempty"`
+	Snap  cdcTxSnapshot `json:"snap"`
+}
+
+// cdcSnapState is the snapshot's progress beyond the acknowledged mark.
+type cdcSnapState struct {
+	// Tables are the tables the snapshot reads, in order ("schema.name").
+	Tables []string `json:"tables"`
+	// Issued is the highest position emitted (stored before the records
+	// that carry it are emitted): rows above it were never emitted.
+	Issued []byte `json:"issued,omitempty"`
+	// Segments, in order of Start. Streamed changes that a row's
+	// segment saw are already in its read, and are dropped.
+	Segments []cdcSegment `json:"segments"`
+	// RetireAt, once known, is an LSN beyond which no transaction that a
+	// segment saw commits: from there on changes are not filtered, and
+	// once the acknowledged mark passes it the segments are forgotten.
+	RetireAt cdcLSN `json:"retire_at,omitempty"`
+}
+
+// segment returns the segment holding snapshot position pos.
+func (s *cdcSnapState) segment(pos []byte) *cdcSegment {
+	for i := len(s.Segments) - 1; i > 0; i-- {
+		if string(s.Segments[i].Start) < string(pos) {
+			return &s.Segments[i]
+		}
+	}
+	if len(s.Segments) == 0 {
+		return nil
+	}
+	return &s.Segments[0]
+}
+
+func (s *cdcSnapState) clone() *cdcSnapState {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	c.Tables = slices.Clone(s.Tables)
+	c.Issued = slices.Clone(s.Issued)
+	c.Segments = slices.Clone(s.Segments)
+	return &c
+}
+
+// cdcCheckpointVersion is the version of cdcCheckpoint's encoding.
+const cdcCheckpointVersion = 1
+
+// cdcCheckpoint is what the input stores under "source/<source_id>", as
+// JSON:
+//
+//	field     meaning
+//	version   1
+//	slot      the replication slot streamed from
+//	acked     the mark (cdcMark) below which every record is acknowledged:
+//	          {stream, table, key} during the snapshot, {stream: true, lsn} after
+//	snapshot  while the snapshot runs and until its transactions are past:
+//	          {tables, issued, segments, retire_at} (cdcSnapState)
+type cdcCheckpoint struct {
+	Version  int           `json:"version"`
+	Slot     string        `json:"slot"`
+	Acked    cdcMark       `json:"acked"`
+	Snapshot *cdcSnapState `json:"snapshot,omitempty"`
+}
+
+func (c *cdcCheckpoint) encode() ([]byte, error) {
+	c.Version = cdcCheckpointVersion
+	return json.Marshal(c)
+}
+
+func decodeCDCCheckpoint(b []byte) (cdcCheckpoint, error) {
+	var c cdcCheckpoint
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("connectors: postgres cdc checkpoint: %w", err)
+	}
+	if c.Version != cdcCheckpointVersion {
+		return c, fmt.Errorf("connectors: postgres cdc checkpoint version %d, this build reads %d", c.Version, cdcCheckpointVersion)
+	}
+	return c, nil
+}
+
+// cdcAcks is ackTracker for cdcMarks: acknowledgements of batches, in any
+// order, become the contiguous watermark. Not safe for concurrent use.
+type cdcAcks struct {
+	acked   cdcMark
+	base    uint64 // sequence number of pending[0]
+	pending []cdcPending
+	unacked int
+}
+
+type cdcPending struct {
+	end  cdcMark
+	done bool
+}
+
+// issue records a batch ending at end and returns its sequence number; a
+// batch without records is issued done.
+func (t *cdcAcks) issue(end cdcMark, done bool) uint64 {
+	seq := t.base + uint64(len(t.pending))
+	t.pending = append(t.pending, cdcPending{end: end, done: done})
+	if !done {
+		t.unacked++
+	}
+	t.advance()
+	return seq
+}
+
+// ack marks batch seq acknowledged.
+func (t *cdcAcks) ack(seq uint64) {
+	if seq < t.base || seq-t.base >= uint64(len(t.pending)) {
+		return
+	}
+	p := &t.pending[seq-t.base]
+	if p.done {
+		return
+	}
+	p.done = true
+	t.unacked--
+	t.advance()
+}
+
+// forgetPending drops the batches not acknowledged: they are read again.
+func (t *cdcAcks) forgetPending() {
+	t.base += uint64(len(t.pending))
+	t.pending = t.pending[:0]
+	t.unacked = 0
+}
+
+func (t *cdcAcks) advance() {
+	n := 0
+	for n < len(t.pending) && t.pending[n].done {
+		t.acked = t.pending[n].end
+		n++
+	}
+	if n > 0 {
+		t.pending = append(t.pending[:0], t.pending[n:]...)
+		t.base += uint64(n)
+	}
+}
