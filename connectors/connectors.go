@@ -1,6 +1,7 @@
 package connectors
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -46,19 +47,46 @@ type Deps struct {
 	Logger *slog.Logger
 }
 
-// Register adds the connectors to env (never to Benthos's global
-// environment).
-func Register(env *service.Environment, deps Deps) error {
-	if deps.Log == nil {
-		return errors.New("connectors: Deps.Log is required")
+// ErrNoLog is what a connector that reads or writes the log answers when
+// it was built without one (to lint a pipeline offline) and is asked to
+// connect.
+var ErrNoLog = errors.New("connectors: built without a log, for linting only: cannot connect")
+
+// lintInput and lintOutput are connectors built without a log: complete,
+// so their configuration is checked, but they refuse to connect.
+type lintInput struct{ service.BatchInput }
+
+func (lintInput) Connect(context.Context) error { return ErrNoLog }
+
+type lintOutput struct{ service.BatchOutput }
+
+func (lintOutput) Connect(context.Context) error { return ErrNoLog }
+
+// needsLog wraps the constructor's result of an input that uses the log
+// when there is none.
+func needsLog(deps Deps) func(service.BatchInput, error) (service.BatchInput, error) {
+	return func(in service.BatchInput, err error) (service.BatchInput, error) {
+		if err != nil {
+			return nil, err
+		}
+		if deps.Log == nil {
+			return lintInput{in}, nil
+		}
+		return in, nil
 	}
+}
+
+// Register adds the connectors to env (never to Benthos's global
+// environment). Without deps.Log the connectors that use the log can be
+// built, to lint pipelines, but not connected (ErrNoLog).
+func Register(env *service.Environment, deps Deps) error {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if err := env.RegisterBatchInput(FileInputName, fileInputSpec(), func(conf *service.ParsedConfig, _ *service.Resources) (service.BatchInput, error) {
 		// Not AutoRetryNacksBatched: a nacked batch is read again by the
 		// input itself, from its acknowledged position (see MetaTicket).
-		return newFileInput(conf, deps)
+		return needsLog(deps)(newFileInput(conf, deps))
 	}); err != nil {
 		return fmt.Errorf("connectors: %s input: %w", FileInputName, err)
 	}
@@ -67,21 +95,9 @@ func Register(env *service.Environment, deps Deps) error {
 		if err != nil {
 			return nil, err
 		}
-		return service.AutoRetryNacksBatched(in), nil
+		return needsLog(deps)(service.AutoRetryNacksBatched(in), nil)
 	}); err != nil {
 		return fmt.Errorf("connectors: %s input: %w", TopicInputName, err)
-	}
-	if err := env.RegisterBatchInput(SQLInputName, sqlInputSpec(), func(conf *service.ParsedConfig, _ *service.Resources) (service.BatchInput, error) {
-		// Not AutoRetryNacksBatched: a nacked batch is read again by the
-		// input itself, from its acknowledged position (see MetaTicket).
-		return newSQLInput(conf, deps)
-	}); err != nil {
-		return fmt.Errorf("connectors: %s input: %w", SQLInputName, err)
-	}
-	if err := env.RegisterBatchOutput(SQLOutputName, sqlOutputSpec(), func(conf *service.ParsedConfig, _ *service.Resources) (service.BatchOutput, service.BatchPolicy, int, error) {
-		return newSQLOutput(conf, deps)
-	}); err != nil {
-		return fmt.Errorf("connectors: %s output: %w", SQLOutputName, err)
 	}
 	if err := env.RegisterBatchOutput(FileOutputName, fileOutputSpec(), func(conf *service.ParsedConfig, _ *service.Resources) (service.BatchOutput, service.BatchPolicy, int, error) {
 		out, err := newFileOutput(conf, deps)
@@ -97,14 +113,29 @@ func Register(env *service.Environment, deps Deps) error {
 		if err != nil {
 			return nil, policy, 0, err
 		}
+		if deps.Log == nil {
+			return lintOutput{out}, policy, 1, nil
+		}
 		return out, policy, 1, nil // one write at a time: positions reach a partition in order
 	}); err != nil {
 		return fmt.Errorf("connectors: %s output: %w", TopicOutputName, err)
 	}
+	if err := env.RegisterBatchInput(SQLInputName, sqlInputSpec(), func(conf *service.ParsedConfig, _ *service.Resources) (service.BatchInput, error) {
+		// Not AutoRetryNacksBatched: a nacked batch is read again by the
+		// input itself, from its acknowledged position (see MetaTicket).
+		return needsLog(deps)(newSQLInput(conf, deps))
+	}); err != nil {
+		return fmt.Errorf("connectors: %s input: %w", SQLInputName, err)
+	}
+	if err := env.RegisterBatchOutput(SQLOutputName, sqlOutputSpec(), func(conf *service.ParsedConfig, _ *service.Resources) (service.BatchOutput, service.BatchPolicy, int, error) {
+		return newSQLOutput(conf, deps)
+	}); err != nil {
+		return fmt.Errorf("connectors: %s output: %w", SQLOutputName, err)
+	}
 	if err := env.RegisterBatchInput(PostgresCDCInputName, postgresCDCInputSpec(), func(conf *service.ParsedConfig, _ *service.Resources) (service.BatchInput, error) {
 		// Not AutoRetryNacksBatched: after a failed batch the input streams
 		// again from its acknowledged position (see MetaTicket).
-		return newPostgresCDCInput(conf, deps)
+		return needsLog(deps)(newPostgresCDCInput(conf, deps))
 	}); err != nil {
 		return fmt.Errorf("connectors: %s input: %w", PostgresCDCInputName, err)
 	}

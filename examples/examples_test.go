@@ -8,14 +8,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/samsa-io/samsa/engine"
 	"github.com/samsa-io/samsa/pipelines"
@@ -280,4 +284,87 @@ func testLogger() *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// service returns the address of a test service from its variable, or
+// skips the test (fails it under SAMSA_TEST_REQUIRE_SERVICES=1).
+func service(t *testing.T, env, example string) string {
+	t.Helper()
+	v := os.Getenv(env)
+	if v == "" {
+		if os.Getenv("SAMSA_TEST_REQUIRE_SERVICES") == "1" {
+			t.Fatalf("%s is not set and SAMSA_TEST_REQUIRE_SERVICES=1", env)
+		}
+		t.Skipf("%s is not set (e.g. %s): skipping", env, example)
+	}
+	return v
+}
+
+// TestOrdersCDCIntegration runs examples/orders-cdc against PostgreSQL:
+// the three seeded orders arrive as a snapshot, then an update, a delete
+// and an insert as they happen; the topic is keyed by order id and the
+// rotating file sink holds the same six changes.
+func TestOrdersCDCIntegration(t *testing.T) {
+	dsn := service(t, "SAMSA_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	db, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	defer db.Close(context.Background())
+	table := fmt.Sprintf("public.orders_%d", time.Now().UnixNano()%1_000_000_000)
+	seed, err := os.ReadFile("orders-cdc/seed.sql")
+	require.NoError(t, err)
+	_, err = db.Exec(ctx, strings.ReplaceAll(string(seed), "public.orders", table))
+	require.NoError(t, err)
+	// Runs after the node stops: a forgotten slot keeps WAL forever.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, dsn)
+		require.NoError(t, err)
+		defer c.Close(ctx)
+		for _, q := range []string{
+			"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'samsa_pipeline_orders_source'",
+			"DROP PUBLICATION IF EXISTS samsa_pipeline_orders_source",
+			"DROP TABLE IF EXISTS " + table,
+		} {
+			_, err := c.Exec(ctx, q)
+			require.NoError(t, err, q)
+		}
+	})
+	t.Setenv("SAMSA_ORDERS_DSN", dsn)
+	t.Setenv("SAMSA_ORDERS_TABLE", table)
+
+	dir, n := runExample(t, "orders-cdc")
+	readTopic(t, n, "orders.changes", 3)
+	for _, q := range []string{
+		"UPDATE " + table + " SET status = 'paid' WHERE customer = 'ben'",
+		"DELETE FROM " + table + " WHERE customer = 'chloe'",
+		"INSERT INTO " + table + " (customer, total) VALUES ('dev', 42.00)",
+	} {
+		_, err := db.Exec(ctx, q)
+		require.NoError(t, err, q)
+	}
+	recs := readTopic(t, n, "orders.changes", 6)
+	type change struct {
+		ID       int    `json:"id"`
+		Customer string `json:"customer"`
+		Total    string `json:"total"`
+		Status   string `json:"status"`
+		Op       string `json:"op"`
+	}
+	byID := map[int][]change{}
+	var values []string
+	for _, r := range recs {
+		var c change
+		require.NoError(t, json.Unmarshal(r.Value, &c), "%s", r.Value)
+		require.JSONEq(t, fmt.Sprintf(`{"id":%d}`, c.ID), string(r.Key), "keyed by the primary key")
+		byID[c.ID] = append(byID[c.ID], c)
+		values = append(values, string(r.Value))
+	}
+	require.Equal(t, []change{{1, "ann", "12.50", "new", "read"}}, byID[1])
+	require.Equal(t, []change{{2, "ben", "99.99", "new", "read"}, {2, "ben", "99.99", "paid", "update"}}, byID[2])
+	require.Equal(t, []change{{3, "chloe", "5.00", "new", "read"}, {ID: 3, Op: "delete"}}, byID[3])
+	require.Equal(t, []change{{4, "dev", "42.00", "new", "insert"}}, byID[4])
+	requireSameLines(t, values, sinkLines(t, filepath.Join(dir, "out", "orders.jsonl"), 6))
 }
