@@ -147,7 +147,7 @@ type fileInput struct {
 		next      uint64   // the ordinal the next new file gets
 		acks      ackTracker
 		watcher   *watcher
-		rewind    error         // why the input must read again from acks.acked; nil: no need
+		rewind    error         // why the input must read again from acks.acked
 		wait      time.Duration // before the next rewind
 	}
 
@@ -567,14 +567,14 @@ func (in *fileInput) checkTruncated(ctx context.Context) (bool, error) {
 func (in *fileInput) issue(end filePos, done bool) (ack service.AckFunc, tk *ticket, ok bool) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if in.mu.rewind != nil {
+	if in.failedLocked() {
 		return nil, nil, false
 	}
 	seq := in.mu.acks.issue(end, done)
 	if done {
 		return nil, nil, true
 	}
-	tk = in.gens.issue()
+	tk = in.gens.issueLocked()
 	return func(_ context.Context, err error) error {
 		if err != nil {
 			tk.Fail(err)
@@ -591,13 +591,22 @@ func (in *fileInput) issue(end filePos, done bool) (ack service.AckFunc, tk *tic
 	}, tk, true
 }
 
+// failedLocked reports whether a batch of the generation being read
+// failed (killed may not have run yet). Under in.mu.
+func (in *fileInput) failedLocked() bool {
+	return in.mu.rewind != nil || in.gens.failedLocked()
+}
+
 // killed is the generations' onKill: the batches in flight are forgotten
 // (their tickets are dead, so they are not written) and the reader is
-// woken to read again from the acknowledged position.
+// woken to read again from the acknowledged position. A kill that arrives
+// after the reader already moved to a newer generation is old news.
 func (in *fileInput) killed(gen uint64, err error) {
 	in.mu.Lock()
-	in.mu.rewind = err
-	in.mu.acks.forgetPending()
+	if in.gens.killedLocked(gen) {
+		in.mu.rewind = err
+		in.mu.acks.forgetPending()
+	}
 	in.mu.Unlock()
 	signal(in.acked)
 	signal(in.wake)
@@ -607,22 +616,26 @@ func (in *fileInput) killed(gen uint64, err error) {
 // failed, after a wait that grows while failures go on.
 func (in *fileInput) rewindIfFailed(ctx context.Context) error {
 	in.mu.Lock()
-	why, pos, wait := in.mu.rewind, in.mu.acks.acked, in.mu.wait
-	if why != nil {
-		in.mu.wait = min(max(2*wait, minRewindWait), maxRewindWait)
-	}
-	in.mu.Unlock()
-	if why == nil {
+	if !in.failedLocked() {
+		in.mu.Unlock()
 		return nil
 	}
-	in.logger.Warn("a batch failed; reading again from the acknowledged position", "position", pos.String(), "after", max(wait, minRewindWait), "err", why)
-	if err := in.sleep(ctx, max(wait, minRewindWait)); err != nil {
+	why := in.mu.rewind
+	if why == nil {
+		why = errors.New("a batch failed")
+	}
+	// Move to the current generation now: what is read from here on is
+	// live, and a late killed of the old one is ignored.
+	in.gens.rewoundLocked()
+	in.mu.rewind = nil
+	in.mu.acks.forgetPending()
+	pos, wait := in.mu.acks.acked, max(in.mu.wait, minRewindWait)
+	in.mu.wait = min(2*wait, maxRewindWait)
+	in.mu.Unlock()
+	in.logger.Warn("a batch failed; reading again from the acknowledged position", "position", pos.String(), "after", wait, "err", why)
+	if err := in.sleep(ctx, wait); err != nil {
 		return err
 	}
-	in.mu.Lock()
-	in.mu.rewind = nil
-	pos = in.mu.acks.acked
-	in.mu.Unlock()
 	return in.openFrom(pos)
 }
 
@@ -631,7 +644,7 @@ func (in *fileInput) rewindIfFailed(ctx context.Context) error {
 func (in *fileInput) waitRoom(ctx context.Context, n int) error {
 	for {
 		in.mu.Lock()
-		ok := in.mu.acks.unacked <= n || in.mu.rewind != nil
+		ok := in.mu.acks.unacked <= n || in.failedLocked()
 		in.mu.Unlock()
 		if ok {
 			return nil
@@ -655,7 +668,7 @@ func (in *fileInput) ended(ctx context.Context) error {
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if in.mu.rewind != nil {
+	if in.failedLocked() {
 		return nil
 	}
 	return service.ErrEndOfInput

@@ -795,11 +795,11 @@ func (h *headHistory) safe(now time.Time, lag time.Duration) (int64, bool) {
 func (in *sqlInput) issue(end []byte) (ack service.AckFunc, tk *ticket, ok bool) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if in.mu.rewind != nil {
+	if in.mu.rewind != nil || in.gens.failedLocked() {
 		return nil, nil, false
 	}
 	seq := in.mu.acks.issue(end)
-	tk = in.gens.issue()
+	tk = in.gens.issueLocked()
 	return func(_ context.Context, err error) error {
 		if err != nil {
 			tk.Fail(err)
@@ -818,10 +818,12 @@ func (in *sqlInput) issue(end []byte) (ack service.AckFunc, tk *ticket, ok bool)
 
 // killed is the generations' onKill: the batches in flight are forgotten
 // and the reader is woken to read again from the acknowledged position.
-func (in *sqlInput) killed(_ uint64, err error) {
+func (in *sqlInput) killed(gen uint64, err error) {
 	in.mu.Lock()
-	in.mu.rewind = err
-	in.mu.acks.forgetPending()
+	if in.gens.killedLocked(gen) {
+		in.mu.rewind = err
+		in.mu.acks.forgetPending()
+	}
 	in.mu.Unlock()
 	signal(in.acked)
 	signal(in.wake)
@@ -832,6 +834,9 @@ func (in *sqlInput) killed(_ uint64, err error) {
 func (in *sqlInput) rewindIfFailed(ctx context.Context) error {
 	in.mu.Lock()
 	why, wait := in.mu.rewind, in.mu.wait
+	if why == nil && in.gens.failedLocked() {
+		why = errors.New("a batch failed") // killed has not run yet
+	}
 	if why != nil {
 		in.mu.wait = min(max(2*wait, minRewindWait), maxRewindWait)
 	}
@@ -845,6 +850,8 @@ func (in *sqlInput) rewindIfFailed(ctx context.Context) error {
 	}
 	in.mu.Lock()
 	in.mu.rewind = nil
+	in.gens.rewoundLocked()
+	in.mu.acks.forgetPending()
 	in.readPos = in.mu.acks.acked
 	in.mu.Unlock()
 	in.nextPoll = time.Time{}
@@ -856,7 +863,7 @@ func (in *sqlInput) rewindIfFailed(ctx context.Context) error {
 func (in *sqlInput) waitRoom(ctx context.Context, n int) error {
 	for {
 		in.mu.Lock()
-		ok := in.mu.acks.unacked <= n || in.mu.rewind != nil
+		ok := in.mu.acks.unacked <= n || in.mu.rewind != nil || in.gens.failedLocked()
 		in.mu.Unlock()
 		if ok {
 			return nil

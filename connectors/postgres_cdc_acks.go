@@ -3,6 +3,7 @@ package connectors
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -17,7 +18,7 @@ import (
 // fail kills the current generation: the input goes back to its
 // acknowledged mark.
 func (in *pgcdcInput) fail(err error) {
-	if !in.gens.issue().Fail(err) {
+	if !in.gens.failCurrent(err) {
 		signal(in.wake)
 	}
 }
@@ -28,14 +29,14 @@ func (in *pgcdcInput) fail(err error) {
 func (in *pgcdcInput) issue(end cdcMark, done bool) (ack service.AckFunc, tk *ticket, ok bool) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if in.mu.rewind != nil {
+	if in.mu.rewind != nil || in.gens.failedLocked() {
 		return nil, nil, false
 	}
 	seq := in.mu.acks.issue(end, done)
 	if done {
 		return nil, nil, true
 	}
-	tk = in.gens.issue()
+	tk = in.gens.issueLocked()
 	return func(_ context.Context, err error) error {
 		if err != nil {
 			tk.Fail(err)
@@ -54,10 +55,12 @@ func (in *pgcdcInput) issue(end cdcMark, done bool) (ack service.AckFunc, tk *ti
 
 // killed is the generations' onKill: the batches in flight are forgotten
 // and the reader is woken to go back to the acknowledged mark.
-func (in *pgcdcInput) killed(_ uint64, err error) {
+func (in *pgcdcInput) killed(gen uint64, err error) {
 	in.mu.Lock()
-	in.mu.rewind = err
-	in.mu.acks.forgetPending()
+	if in.gens.killedLocked(gen) {
+		in.mu.rewind = err
+		in.mu.acks.forgetPending()
+	}
 	in.mu.Unlock()
 	signal(in.acked)
 	signal(in.wake)
@@ -70,6 +73,9 @@ func (in *pgcdcInput) killed(_ uint64, err error) {
 func (in *pgcdcInput) rewindIfFailed(ctx context.Context) error {
 	in.mu.Lock()
 	why, wait := in.mu.rewind, in.mu.wait
+	if why == nil && in.gens.failedLocked() {
+		why = errors.New("a batch failed") // killed has not run yet
+	}
 	if why != nil {
 		in.mu.wait = min(max(2*wait, minRewindWait), maxRewindWait)
 	}
@@ -91,6 +97,8 @@ func (in *pgcdcInput) rewindIfFailed(ctx context.Context) error {
 	err := in.sleep(ctx, max(wait, minRewindWait))
 	in.mu.Lock()
 	in.mu.rewind = nil
+	in.gens.rewoundLocked()
+	in.mu.acks.forgetPending()
 	in.mu.connected = false
 	in.mu.Unlock()
 	if err != nil {
@@ -104,7 +112,7 @@ func (in *pgcdcInput) rewindIfFailed(ctx context.Context) error {
 func (in *pgcdcInput) waitRoom(ctx context.Context, n int) error {
 	for {
 		in.mu.Lock()
-		ok := in.mu.acks.unacked <= n || in.mu.rewind != nil
+		ok := in.mu.acks.unacked <= n || in.mu.rewind != nil || in.gens.failedLocked()
 		in.mu.Unlock()
 		if ok {
 			return nil

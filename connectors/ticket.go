@@ -27,8 +27,18 @@ const MetaTicket = "samsa_ticket"
 
 // generations is a source's generation counter. The zero value is
 // generation 0, live.
+//
+// A source reads in one generation at a time (reading). Fail moves the
+// counter on at once, from any goroutine, and then calls onKill, which
+// takes the source's lock; between the two a source could issue a batch
+// it read after the failed one. So a source issues tickets only of the
+// generation it reads in and only while that is current (issueLocked),
+// and moves to the current generation when it starts again from its
+// acknowledged position (rewoundLocked). The Locked methods run under the
+// source's own lock, which also orders them with onKill.
 type generations struct {
 	current atomic.Uint64
+	reading uint64 // under the source's lock
 	// onKill is called once per generation killed, with the failure, after
 	// the counter moved on.
 	onKill func(gen uint64, err error)
@@ -40,8 +50,33 @@ type ticket struct {
 	gen uint64
 }
 
-// issue returns a ticket of the current generation.
-func (g *generations) issue() *ticket { return &ticket{g: g, gen: g.current.Load()} }
+// failedLocked reports whether the generation being read was killed: the
+// source must read again from its acknowledged position before it issues
+// anything.
+func (g *generations) failedLocked() bool { return g.current.Load() != g.reading }
+
+// issueLocked returns a ticket of the generation being read, or nil if it
+// was killed.
+func (g *generations) issueLocked() *ticket {
+	if g.failedLocked() {
+		return nil
+	}
+	return &ticket{g: g, gen: g.reading}
+}
+
+// killedLocked reports whether the kill of gen concerns the generation
+// being read; a kill that arrives after the source moved on is old news.
+func (g *generations) killedLocked(gen uint64) bool { return gen == g.reading }
+
+// rewoundLocked moves the source to the current generation, as it starts
+// reading again from its acknowledged position.
+func (g *generations) rewoundLocked() { g.reading = g.current.Load() }
+
+// failCurrent kills the current generation, as a failure of a batch in
+// it would.
+func (g *generations) failCurrent(err error) bool {
+	return (&ticket{g: g, gen: g.current.Load()}).Fail(err)
+}
 
 // Live reports whether the ticket's generation is current: its records may
 // be written.
