@@ -132,6 +132,22 @@ func Register(env *service.Environment, deps Deps) error {
 	}); err != nil {
 		return fmt.Errorf("connectors: %s output: %w", SQLOutputName, err)
 	}
+	if err := env.RegisterBatchInput(MQTTInputName, mqttInputSpec(), func(conf *service.ParsedConfig, _ *service.Resources) (service.BatchInput, error) {
+		// Not AutoRetryNacksBatched: the input keeps a failed batch's
+		// messages and sends them again itself (see MetaTicket).
+		return needsLog(deps)(newMQTTInput(conf, deps))
+	}); err != nil {
+		return fmt.Errorf("connectors: %s input: %w", MQTTInputName, err)
+	}
+	if err := env.RegisterBatchOutput(MQTTOutputName, mqttOutputSpec(), func(conf *service.ParsedConfig, _ *service.Resources) (service.BatchOutput, service.BatchPolicy, int, error) {
+		out, policy, err := newMQTTOutput(conf, deps)
+		if err != nil {
+			return nil, policy, 0, err
+		}
+		return out, policy, 1, nil // one batch at a time: each topic gets its messages in order
+	}); err != nil {
+		return fmt.Errorf("connectors: %s output: %w", MQTTOutputName, err)
+	}
 	if err := env.RegisterBatchInput(PostgresCDCInputName, postgresCDCInputSpec(), func(conf *service.ParsedConfig, _ *service.Resources) (service.BatchInput, error) {
 		// Not AutoRetryNacksBatched: after a failed batch the input streams
 		// again from its acknowledged position (see MetaTicket).
