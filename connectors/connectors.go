@@ -14,9 +14,13 @@ import (
 // Metadata keys of the contract between the sources, the transforms and the
 // topic output (see the package doc).
 const (
-	MetaSource     = "samsa_source"
-	MetaPosition   = "samsa_position"
-	MetaTimestamp  = "samsa_timestamp"
+	MetaSource    = "samsa_source"
+	MetaPosition  = "samsa_position"
+	MetaTimestamp = "samsa_timestamp"
+	// MetaKey is the record key a source derives, where it has one: the
+	// device of an MQTT message, the primary key of a changed row (as a
+	// JSON object). Pipelines key their topic with it by default.
+	MetaKey        = "samsa_key"
 	MetaDeadLetter = "samsa_dead_letter"
 	MetaOriginal   = "samsa_original"
 	MetaDLQReason  = "samsa_dlq_reason"

@@ -31,6 +31,10 @@
 //	samsa_source      string  sources         the source id
 //	samsa_position    []byte  sources         the record's position; later records compare greater
 //	samsa_ticket      *ticket sources         the batch's generation: Live() bool, Fail(error) bool
+//	samsa_key         string  mqtt, postgres_cdc  the device, or the row's primary key as JSON
+//	mqtt_topic, mqtt_qos, mqtt_retained, mqtt_duplicate
+//	                  various mqtt            where and how a message arrived; MQTT 5 user
+//	                                          properties become string metadata too
 //	samsa_timestamp   int64 ms, time.Time or RFC 3339 string
 //	                          anyone          the record timestamp the topic output writes
 //	samsa_dead_letter bool    transforms      the message is a dead letter
@@ -40,7 +44,11 @@
 //	samsa_dlq_time    string  transforms      when (RFC 3339)
 //	kafka_*           various samsa_topic input  where a record came from
 //
-// The file source's position is 16 bytes, big-endian: the file's ordinal
+// Positions: the file source's is 16 bytes, big-endian: the file's ordinal
 // (files are numbered in the order they are discovered) and the byte offset
-// just after the record's line.
+// just after the record's line. The sql source's is a tagged,
+// order-preserving encoding of (cursor, key) (sql_position.go); the
+// postgres_cdc source's is (phase, snapshot key | commit LSN, index)
+// (postgres_cdc_checkpoint.go); the mqtt source's a checkpointed counter
+// that follows the clock (input_mqtt.go).
 package connectors

@@ -55,10 +55,6 @@ const (
 	MetaMQTTQoS       = "mqtt_qos"       // int: the QoS it was delivered with
 	MetaMQTTRetained  = "mqtt_retained"  // bool: a retained message
 	MetaMQTTDuplicate = "mqtt_duplicate" // bool: the broker marked it as sent before
-	// MetaMQTTKey holds the record key the input derives (key_level or
-	// key): the device the message comes from. A pipeline keys its topic
-	// with `key: '${! meta("samsa_key") }'`.
-	MetaMQTTKey = "samsa_key"
 )
 
 // mqttAckInterval is how often paho sends the PUBACKs released in order.
@@ -682,7 +678,7 @@ func (in *mqttInput) prepare(p *paho.Publish) (m *service.Message, dev string, k
 	} else {
 		dev = mqttTopicLevel(p.Topic, in.keyLevel)
 	}
-	m.MetaSetMut(MetaMQTTKey, dev)
+	m.MetaSetMut(MetaKey, dev) // the device
 	m.MetaSetMut(MetaSource, in.srcMeta)
 	if in.dedupeID != nil {
 		// A missing property or field interpolates as "null".

@@ -30,12 +30,6 @@ const (
 	cdcFieldStatusInterval     = "status_interval"
 )
 
-// MetaPostgresCDCKey is the metadata key of a change's record key: its
-// primary key values as a JSON object ({"id":42}). Key the topic with
-// `key: '${! meta("samsa_key") }'` so that each row's changes stay in order
-// in one partition.
-const MetaPostgresCDCKey = "samsa_key"
-
 func postgresCDCInputSpec() *service.ConfigSpec {
 	return service.NewConfigSpec().
 		Beta().

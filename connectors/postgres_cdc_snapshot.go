@@ -215,7 +215,7 @@ func (r *cdcSnapReader) page(t *cdcTable, rows [][][]byte, srcMeta any) (service
 		m.MetaSetMut(MetaSource, srcMeta)
 		m.MetaSetMut(MetaPosition, pos)
 		m.MetaSetMut(MetaTimestamp, r.at)
-		m.MetaSetMut(MetaPostgresCDCKey, string(k))
+		m.MetaSetMut(MetaKey, string(k))
 		msgs = append(msgs, m)
 	}
 	if n := len(rows); n > 0 {

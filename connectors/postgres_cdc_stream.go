@@ -380,7 +380,7 @@ func (d *cdcDecoder) change(emit func(cdcItem) error, op string, walStart pglogr
 		keyTup = old
 	}
 	if key, ok := d.recordKey(r, keyTup); ok {
-		m.MetaSetMut(MetaPostgresCDCKey, key)
+		m.MetaSetMut(MetaKey, key)
 	}
 	return emit(cdcItem{msg: m, resume: d.lastEnd})
 }

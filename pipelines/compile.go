@@ -97,8 +97,8 @@ func sourceStream(p *Pipeline) map[string]any {
 		"partitions":         p.Topic.Partitions,
 		"replication_factor": p.Topic.ReplicationFactor,
 	}
-	if p.Topic.Key != "" {
-		main["key"] = p.Topic.Key
+	if key := p.topicKey(); key != "" {
+		main["key"] = key
 	}
 	if len(p.Topic.Configs) > 0 {
 		main["configs"] = p.Topic.Configs
@@ -120,6 +120,21 @@ func sourceStream(p *Pipeline) map[string]any {
 		}},
 		"error_handling": strict,
 	})
+}
+
+// keyedSources derive each record's key (metadata samsa_key): the device
+// of an MQTT message, the primary key of a changed row. Their topic is
+// keyed by it unless the pipeline says otherwise, so that a device's
+// readings and a row's changes stay in order in one partition.
+var keyedSources = map[string]bool{"mqtt": true, "postgres_cdc": true}
+
+// topicKey is the topic's key interpolation: the pipeline's, or the
+// source's key for a keyed source.
+func (p *Pipeline) topicKey() string {
+	if p.Topic.Key == "" && p.Source.Connector != nil && keyedSources[p.Source.Connector.Kind] {
+		return `${! meta("samsa_key") }`
+	}
+	return p.Topic.Key
 }
 
 // withCaches adds the pipeline's caches to a stream.

@@ -23,7 +23,8 @@
 //	  name: plays
 //	  partitions: 4                  # default 1
 //	  replication_factor: 1          # default 1
-//	  key: '${! json("user") }'      # optional, Bloblang interpolation
+//	  key: '${! json("user") }'      # optional, Bloblang interpolation; mqtt and
+//	                                 # postgres_cdc sources: meta("samsa_key") by default
 //	  configs: {retention.ms: "-1"}
 //	  on_error: dead_letter          # what a failing transform does
 //	sinks:                           # optional: each reads the topic on its own

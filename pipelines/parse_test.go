@@ -132,4 +132,15 @@ source:
 topic: {name: orders}
 `))
 	require.ErrorContains(t, err, "orders.yaml:3: source.mqtt.source_id: set by the pipeline")
+
+	// An MQTT or CDC topic is keyed by the source's key unless told.
+	p, err = Parse("readings.yaml", []byte(`name: readings
+source:
+  mqtt: {urls: [tcp://127.0.0.1:1883], topics: [devices/+/readings]}
+topic: {name: readings}
+`))
+	require.NoError(t, err)
+	streams, err = Compile(p)
+	require.NoError(t, err)
+	require.Contains(t, streams[0].YAML, `key: ${! meta("samsa_key") }`)
 }
