@@ -25,6 +25,7 @@ const SQLOutputName = "samsa_sql"
 const (
 	sqlFieldArgsMapping = "args_mapping"
 	sqlFieldBatching    = "batching"
+	sqlFieldInit        = "init_statement"
 )
 
 // sqlMaxParams bounds the parameters of one statement (SQLite allows
@@ -94,6 +95,10 @@ land out of order. The DSNs are the input's.`).
 				Description("A Bloblang mapping that makes an array of the row's values, one per column. Default: the message's JSON fields of the columns' names.").
 				Example(`root = [ this.id, this.customer.name, this.total, now() ]`).
 				Optional(),
+			service.NewStringField(sqlFieldInit).
+				Description("A statement run once when the output connects, before anything is written: typically `CREATE TABLE IF NOT EXISTS ...`, so the sink makes its own table.").
+				Example("CREATE TABLE IF NOT EXISTS latest (device TEXT PRIMARY KEY, ts TEXT, temperature_c REAL)").
+				Optional(),
 			service.NewBatchPolicyField(sqlFieldBatching).
 				Description("How messages are gathered into transactions. When absent: `count: 1024, period: 1ms`."),
 			service.NewIntField(sqlFieldMaxInFlight).
@@ -115,6 +120,7 @@ type sqlOutput struct {
 	keys    []string
 	keyIdx  []int
 	args    *bloblang.Executor // nil: the JSON fields
+	init    string             // init_statement, run by Connect
 
 	mu    sync.RWMutex
 	db    *sql.DB
@@ -143,6 +149,11 @@ func newSQLOutput(conf *service.ParsedConfig, deps Deps) (*sqlOutput, service.Ba
 	}
 	if conf.Contains(sqlFieldArgsMapping) {
 		if o.args, err = conf.FieldBloblang(sqlFieldArgsMapping); err != nil {
+			return nil, policy, 0, err
+		}
+	}
+	if conf.Contains(sqlFieldInit) {
+		if o.init, err = conf.FieldString(sqlFieldInit); err != nil {
 			return nil, policy, 0, err
 		}
 	}
@@ -199,6 +210,14 @@ func (o *sqlOutput) Connect(ctx context.Context) error {
 	}
 	if err := pingSQL(ctx, o.db); err != nil {
 		return fmt.Errorf("connecting to %s: %w", o.driver, err)
+	}
+	if o.init != "" {
+		ictx, cancel := context.WithTimeout(ctx, sqlConnectTimeout)
+		_, err := o.db.ExecContext(ictx, o.init)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%s: %w", sqlFieldInit, err)
+		}
 	}
 	cols := make([]string, len(o.columns))
 	for i, c := range o.columns {
