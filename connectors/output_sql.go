@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -202,6 +204,12 @@ func (o *sqlOutput) Connect(ctx context.Context) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.db == nil {
+		if o.driver == sqlSQLite {
+			// A sink makes its database, as the file sink makes its file.
+			if err := mkdirSQLite(o.dsn); err != nil {
+				return fmt.Errorf("%s: %w", sqlFieldDSN, err)
+			}
+		}
 		db, err := openSQL(o.driver, o.dsn, o.logger)
 		if err != nil {
 			return fmt.Errorf("%s: %w", sqlFieldDSN, err)
@@ -499,4 +507,14 @@ func (o *sqlOutput) Close(context.Context) error {
 	err := o.db.Close()
 	o.db = nil
 	return err
+}
+
+// mkdirSQLite creates the folder of a SQLite database given as a path
+// (not a file: URI or :memory:).
+func mkdirSQLite(dsn string) error {
+	if strings.HasPrefix(dsn, "file:") || strings.HasPrefix(dsn, ":memory:") {
+		return nil
+	}
+	path, _, _ := strings.Cut(dsn, "?")
+	return os.MkdirAll(filepath.Dir(path), 0o755)
 }

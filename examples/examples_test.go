@@ -19,7 +19,14 @@ import (
 	"testing"
 	"time"
 
+	"database/sql"
+	"net/http"
+	"net/url"
+	"regexp"
+
+	"github.com/eclipse/paho.golang/paho"
 	"github.com/jackc/pgx/v5"
+	_ "modernc.org/sqlite"
 
 	"github.com/samsa-io/samsa/engine"
 	"github.com/samsa-io/samsa/pipelines"
@@ -367,4 +374,100 @@ func TestOrdersCDCIntegration(t *testing.T) {
 	require.Equal(t, []change{{3, "chloe", "5.00", "new", "read"}, {ID: 3, Op: "delete"}}, byID[3])
 	require.Equal(t, []change{{4, "dev", "42.00", "new", "insert"}}, byID[4])
 	requireSameLines(t, values, sinkLines(t, filepath.Join(dir, "out", "orders.jsonl"), 6))
+}
+
+// TestSensorsMQTTIntegration runs examples/sensors-mqtt against
+// Mosquitto: five devices publish twenty readings each (one sent twice),
+// plus a reading out of range and one that is not JSON. The topic holds
+// the hundred readings keyed by device, in order; the two bad ones are
+// dead letters; the SQLite table holds each device's latest.
+func TestSensorsMQTTIntegration(t *testing.T) {
+	broker := service(t, "SAMSA_TEST_MQTT", "tcp://127.0.0.1:1883")
+	client := fmt.Sprintf("samsa-sensors-test-%d", time.Now().UnixNano())
+	t.Setenv("SAMSA_MQTT_URL", broker)
+	t.Setenv("SAMSA_SENSORS_CLIENT", client)
+	t.Cleanup(func() { mqttSession(t, broker, client, true) }) // the source's session, once it stopped
+	dir, n := runExample(t, "sensors-mqtt")
+
+	// A new session gets what is published once the source has connected
+	// and subscribed: wait for that, as /metrics tells.
+	waitFor(t, 30*time.Second, func() bool {
+		resp, err := http.Get("http://" + n.HTTPAddr() + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return regexp.MustCompile(`samsa_pipeline_input_connection_up_total\{[^}]*label="source"[^}]*pipeline="sensors"[^}]*\} 1`).Match(b)
+	}, "the MQTT source did not connect")
+	pub := mqttSession(t, broker, fmt.Sprintf("%s-devices", client), false)
+	defer pub.Disconnect(&paho.Disconnect{})
+	publish := func(device, payload string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := pub.Publish(ctx, &paho.Publish{Topic: "sensors/" + device + "/readings", QoS: 1, Payload: []byte(payload)})
+		require.NoError(t, err)
+	}
+	devices := []string{"greenhouse-1", "greenhouse-2", "cellar", "attic", "garage"}
+	for seq := 1; seq <= 20; seq++ {
+		for i, d := range devices {
+			publish(d, fmt.Sprintf(`{"device": %q, "seq": %d, "ts": "2026-11-26T09:%02d:%02dZ", "temperature_c": %d.5, "humidity_pct": 55.0, "battery_v": 3.9}`,
+				d, seq, seq, i, 10+seq))
+			if d == "cellar" && seq == 7 { // a retry: the same reading again
+				publish(d, fmt.Sprintf(`{"device": %q, "seq": %d, "ts": "2026-11-26T09:%02d:%02dZ", "temperature_c": %d.5, "humidity_pct": 55.0, "battery_v": 3.9}`,
+					d, seq, seq, i, 10+seq))
+			}
+		}
+	}
+	publish("attic", `{"device": "attic", "seq": 21, "ts": "2026-11-26T09:30:00Z", "temperature_c": 500.0, "humidity_pct": 55.0, "battery_v": 3.9}`)
+	publish("garage", `{"device": "garage", "seq": 21, "ts": "2026-11-26T09:30:0`)
+
+	recs := readTopic(t, n, "sensors", 100)
+	last := map[string]int{}
+	for _, r := range recs {
+		var v struct {
+			Device string `json:"device"`
+			Seq    int    `json:"seq"`
+		}
+		require.NoError(t, json.Unmarshal(r.Value, &v), "%s", r.Value)
+		require.Equal(t, v.Device, string(r.Key), "keyed by device")
+		require.Equal(t, last[v.Device]+1, v.Seq, "%s: each reading once, in order", v.Device)
+		last[v.Device] = v.Seq
+	}
+	requireDeadLetters(t, readTopic(t, n, "sensors.dlq", 2), []deadLetter{
+		{"transform", "outside the sensor's range"},
+		{"validate", "JSON"},
+	})
+
+	db, err := sql.Open("sqlite", filepath.Join(dir, "out", "latest.db"))
+	require.NoError(t, err)
+	defer db.Close()
+	waitFor(t, 30*time.Second, func() bool {
+		var rows, seqs int
+		err := db.QueryRow("SELECT count(*), coalesce(sum(seq), 0) FROM latest_readings").Scan(&rows, &seqs)
+		return err == nil && rows == 5 && seqs == 5*20
+	}, "latest_readings does not hold each device's reading 20")
+	var temp float64
+	require.NoError(t, db.QueryRow("SELECT temperature_c FROM latest_readings WHERE device = 'cellar'").Scan(&temp))
+	require.Equal(t, 30.5, temp)
+}
+
+// mqttSession connects a client to the broker; with drop, it ends the
+// persistent session of that client id (a clean start) and disconnects.
+func mqttSession(t *testing.T, broker, clientID string, drop bool) *paho.Client {
+	t.Helper()
+	u, err := url.Parse(broker)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", u.Host)
+	require.NoError(t, err)
+	c := paho.NewClient(paho.ClientConfig{Conn: conn})
+	_, err = c.Connect(ctx, &paho.Connect{ClientID: clientID, CleanStart: true, KeepAlive: 30})
+	require.NoError(t, err)
+	if drop {
+		_ = c.Disconnect(&paho.Disconnect{})
+		return nil
+	}
+	return c
 }
