@@ -5,10 +5,13 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -61,7 +64,6 @@ func TestRunKilledWhileSQLRowsArrive(t *testing.T) {
 // source's crash test: rows are inserted into a PostgreSQL table while
 // samsa run is killed with SIGKILL three times.
 func TestRunKilledWhileChangesArriveIntegration(t *testing.T) {
-	knownFailure(t)
 	dsn := serviceVar(t, "SAMSA_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
 	ctx := context.Background()
 	db, err := pgx.Connect(ctx, dsn)
@@ -101,7 +103,6 @@ transform:
 // test: devices publish QoS 1 readings with an id while samsa run is
 // killed with SIGKILL three times.
 func TestRunKilledWhileMessagesArriveIntegration(t *testing.T) {
-	knownFailure(t)
 	broker := serviceVar(t, "SAMSA_TEST_MQTT", "tcp://127.0.0.1:1883")
 	u, err := url.Parse(broker)
 	require.NoError(t, err)
@@ -137,22 +138,6 @@ func TestRunKilledWhileMessagesArriveIntegration(t *testing.T) {
 	})
 }
 
-// knownFailure skips a test that reproduces an open bug unless
-// SAMSA_TEST_KNOWN_FAILURES=1. The process-level crash tests of the
-// postgres_cdc and mqtt sources end with items missing (about 680 of
-// 2,600–3,200, and 830 of 5,900 when the last run is left writing 15 s
-// longer): roughly what arrives while samsa run is down, so the items
-// produced during the downtime seem to be the lost ones. The restarted
-// runs store what arrives once they are up, and the in-process crash tests
-// of both sources (node closed under the stream) pass. See the connectors
-// issue's note.
-func knownFailure(t *testing.T) {
-	t.Helper()
-	if os.Getenv("SAMSA_TEST_KNOWN_FAILURES") != "1" {
-		t.Skip("reproduces an open bug (the restarted source stalls); SAMSA_TEST_KNOWN_FAILURES=1 runs it")
-	}
-}
-
 func serviceVar(t *testing.T, env, example string) string {
 	t.Helper()
 	v := os.Getenv(env)
@@ -173,9 +158,10 @@ func runCrashTest(t *testing.T, dir string, src crashSource) {
 }
 
 // runCrashTestNamed runs pipeline name (topic "items", keyed by user) on
-// samsa run while a writer adds items, kills it with SIGKILL three times
-// at 300 more items stored each, then stops the writer and checks that the
-// topic holds every item once, each user's in the order written.
+// samsa run, starts a writer adding items once the source has connected,
+// kills samsa run with SIGKILL three times at 300 more items stored each,
+// then stops the writer and checks that the topic holds every item once,
+// each user's in the order written.
 func runCrashTestNamed(t *testing.T, dir, name string, src crashSource) {
 	bin := samsaBinary(t)
 	pipeline := filepath.Join(dir, "pipeline.yaml")
@@ -185,6 +171,18 @@ func runCrashTestNamed(t *testing.T, dir, name string, src crashSource) {
   partitions: 3
   key: '${! json("user") }'
 `, name, src.pipeline), 0o644))
+
+	data := filepath.Join(dir, "data")
+	kafka, raft, http := freeAddr(t), freeAddr(t), freeAddr(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kafka))
+	require.NoError(t, err)
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+
+	// The writer starts once the source has connected: an MQTT broker
+	// keeps messages only for a session that has subscribed.
+	r := startRun(t, bin, pipeline, data, kafka, raft, http)
+	waitFor(t, 60*time.Second, func() bool { return sourceConnected(http) }, "the source did not connect")
 
 	var written atomic.Int64
 	stop := make(chan struct{})
@@ -209,20 +207,16 @@ func runCrashTestNamed(t *testing.T, dir, name string, src crashSource) {
 	stopWriter := sync.OnceFunc(func() { close(stop); wg.Wait() })
 	defer stopWriter()
 
-	data := filepath.Join(dir, "data")
-	kafka, raft, http := freeAddr(t), freeAddr(t), freeAddr(t)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(kafka))
-	require.NoError(t, err)
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	for range 3 {
-		r := startRun(t, bin, pipeline, data, kafka, raft, http)
+	for i := range 3 {
+		if i > 0 {
+			r = startRun(t, bin, pipeline, data, kafka, raft, http)
+		}
 		at := max(storedRecords(t, adm, "items"), 0) + 300
 		waitFor(t, 120*time.Second, func() bool { return storedRecords(t, adm, "items") >= at },
 			"the pipeline did not reach %d records", at)
 		r.kill(t)
 	}
-	r := startRun(t, bin, pipeline, data, kafka, raft, http)
+	r = startRun(t, bin, pipeline, data, kafka, raft, http)
 	time.Sleep(500 * time.Millisecond)
 	stopWriter()
 	total := written.Load()
@@ -253,4 +247,16 @@ func runCrashTestNamed(t *testing.T, dir, name string, src crashSource) {
 		last[v.User] = v.N
 	})
 	r.kill(t)
+}
+
+// sourceConnected reports whether a samsa run's pipeline source is
+// connected, as its /metrics say.
+func sourceConnected(httpAddr string) bool {
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return regexp.MustCompile(`samsa_pipeline_input_connection_up_total\{[^}]*label="source"[^}]*\} 1`).Match(b)
 }
