@@ -253,7 +253,10 @@ func (in *fileInput) Connect(ctx context.Context) error {
 	}
 	in.mu.connected = true
 	in.wg.Add(1)
-	go in.checkpointLoop()
+	go func() {
+		defer in.wg.Done()
+		storeEvery(in.ctx, in.done, in.ckEvery, in.logger, in.storeCheckpoint)
+	}()
 	in.logger.Info("file source connected", "files", len(in.mu.files), "resume", ck.Acked.String())
 	return nil
 }
@@ -465,7 +468,7 @@ func (in *fileInput) ReadBatch(ctx context.Context) (service.MessageBatch, servi
 		if in.cur != nil && in.cur.idleAt.IsZero() {
 			in.cur.idleAt = time.Now()
 		}
-		if err := in.waitData(ctx); err != nil {
+		if err := pause(ctx, in.poll, in.wake, in.done); err != nil {
 			return nil, nil, err
 		}
 		if time.Since(in.globbed) >= in.poll {
@@ -633,7 +636,7 @@ func (in *fileInput) rewindIfFailed(ctx context.Context) error {
 	in.mu.wait = min(2*wait, maxRewindWait)
 	in.mu.Unlock()
 	in.logger.Warn("a batch failed; reading again from the acknowledged position", "position", pos.String(), "after", wait, "err", why)
-	if err := in.sleep(ctx, wait); err != nil {
+	if err := pause(ctx, wait, nil, in.done); err != nil {
 		return err
 	}
 	return in.openFrom(pos)
@@ -672,62 +675,6 @@ func (in *fileInput) ended(ctx context.Context) error {
 		return nil
 	}
 	return service.ErrEndOfInput
-}
-
-// sleep waits for d, or until ctx is done or the input closes.
-func (in *fileInput) sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-in.done:
-		return context.Canceled
-	}
-}
-
-// signal wakes whoever waits on c, if no wake-up is pending.
-func signal(c chan struct{}) {
-	select {
-	case c <- struct{}{}:
-	default:
-	}
-}
-
-// waitData waits for a file system event or the next poll.
-func (in *fileInput) waitData(ctx context.Context) error {
-	t := time.NewTimer(in.poll)
-	defer t.Stop()
-	select {
-	case <-in.wake:
-	case <-t.C:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-in.done:
-		return context.Canceled
-	}
-	return nil
-}
-
-// checkpointLoop stores the checkpoint every checkpoint_interval.
-func (in *fileInput) checkpointLoop() {
-	defer in.wg.Done()
-	t := time.NewTicker(in.ckEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			ctx, cancel := context.WithTimeout(in.ctx, checkpointTimeout)
-			if err := in.storeCheckpoint(ctx); err != nil && in.ctx.Err() == nil {
-				in.logger.Warn("checkpoint", "err", err)
-			}
-			cancel()
-		case <-in.done:
-			return
-		}
-	}
 }
 
 // storeCheckpoint stores the acknowledged position and the file table if

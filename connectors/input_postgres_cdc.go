@@ -373,7 +373,15 @@ func (in *pgcdcInput) Connect(ctx context.Context) error {
 	if !in.mu.looping {
 		in.mu.looping = true
 		in.wg.Add(1)
-		go in.checkpointLoop()
+		go func() {
+			defer in.wg.Done()
+			// Each round also forgets the snapshot's segments once the
+			// stream is past them.
+			storeEvery(in.ctx, in.done, in.ckEvery, in.logger, func(ctx context.Context) error {
+				in.retire(ctx)
+				return in.storeCheckpoint(ctx)
+			})
+		}()
 	}
 	mark := in.mu.acks.acked
 	in.mu.Unlock()

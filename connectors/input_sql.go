@@ -399,7 +399,10 @@ func (in *sqlInput) Connect(ctx context.Context) error {
 	in.mu.loaded = true
 	in.mu.Unlock()
 	in.wg.Add(1)
-	go in.checkpointLoop()
+	go func() {
+		defer in.wg.Done()
+		storeEvery(in.ctx, in.done, in.ckEvery, in.logger, in.storeCheckpoint)
+	}()
 	in.logger.Info("sql source connected", "driver", in.driver, "resume", acked != nil)
 	return nil
 }
@@ -533,7 +536,7 @@ func (in *sqlInput) ReadBatch(ctx context.Context) (service.MessageBatch, servic
 			return nil, nil, err
 		}
 		if d := time.Until(in.nextPoll); d > 0 {
-			if err := in.sleep(ctx, d, in.wake); err != nil {
+			if err := pause(ctx, d, in.wake, in.done); err != nil {
 				return nil, nil, err
 			}
 			continue
@@ -845,7 +848,7 @@ func (in *sqlInput) rewindIfFailed(ctx context.Context) error {
 		return nil
 	}
 	in.logger.Warn("a batch failed; reading again from the acknowledged position", "after", max(wait, minRewindWait), "err", why)
-	if err := in.sleep(ctx, max(wait, minRewindWait), nil); err != nil {
+	if err := pause(ctx, max(wait, minRewindWait), nil, in.done); err != nil {
 		return err
 	}
 	in.mu.Lock()
@@ -874,41 +877,6 @@ func (in *sqlInput) waitRoom(ctx context.Context, n int) error {
 			return ctx.Err()
 		case <-in.done:
 			return context.Canceled
-		}
-	}
-}
-
-// sleep waits for d, a signal on wake (if not nil), or until ctx is done
-// or the input closes.
-func (in *sqlInput) sleep(ctx context.Context, d time.Duration, wake chan struct{}) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-wake:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-in.done:
-		return context.Canceled
-	}
-	return nil
-}
-
-// checkpointLoop stores the checkpoint every checkpoint_interval.
-func (in *sqlInput) checkpointLoop() {
-	defer in.wg.Done()
-	t := time.NewTicker(in.ckEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			ctx, cancel := context.WithTimeout(in.ctx, checkpointTimeout)
-			if err := in.storeCheckpoint(ctx); err != nil && in.ctx.Err() == nil {
-				in.logger.Warn("checkpoint", "err", err)
-			}
-			cancel()
-		case <-in.done:
-			return
 		}
 	}
 }

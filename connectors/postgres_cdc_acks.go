@@ -94,7 +94,7 @@ func (in *pgcdcInput) rewindIfFailed(ctx context.Context) error {
 		}
 		cancel()
 	}
-	err := in.sleep(ctx, max(wait, minRewindWait))
+	err := pause(ctx, max(wait, minRewindWait), nil, nil)
 	in.mu.Lock()
 	in.mu.rewind = nil
 	in.gens.rewoundLocked()
@@ -121,39 +121,6 @@ func (in *pgcdcInput) waitRoom(ctx context.Context, n int) error {
 		case <-in.acked:
 		case <-ctx.Done():
 			return ctx.Err()
-		}
-	}
-}
-
-// sleep waits for d, or until ctx is done.
-func (in *pgcdcInput) sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// checkpointLoop stores the checkpoint every checkpoint_interval and
-// forgets the snapshot's segments once the stream is past them.
-func (in *pgcdcInput) checkpointLoop() {
-	defer in.wg.Done()
-	t := time.NewTicker(in.ckEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			ctx, cancel := context.WithTimeout(in.ctx, checkpointTimeout)
-			in.retire(ctx)
-			if err := in.storeCheckpoint(ctx); err != nil && in.ctx.Err() == nil {
-				in.logger.Warn("checkpoint", "err", err)
-			}
-			cancel()
-		case <-in.done:
-			return
 		}
 	}
 }

@@ -300,7 +300,7 @@ func (in *pgcdcInput) emitHeld(ctx context.Context) (service.MessageBatch, servi
 	if !in.heldOK {
 		if err := in.storeCheckpoint(ctx); err != nil {
 			in.logger.Warn("snapshot pages wait for their checkpoint", "err", err)
-			if err := in.sleep(ctx, minRewindWait); err != nil {
+			if err := pause(ctx, minRewindWait, nil, nil); err != nil {
 				return nil, nil, err
 			}
 			return nil, nil, errCDCRetry
