@@ -75,7 +75,9 @@ created before the snapshot is taken, so it keeps every transaction that commits
 streamed transaction that the snapshot's transaction saw is dropped for the rows it read, so each
 row is read once and each later change streamed once. A restart in the middle of the snapshot goes
 on after the last acknowledged key in a new transaction, and each change is then checked against
-the transaction that read its row. The one case where a change can reach the topic twice: a row
+the transaction that read its row; once the snapshot has been read to its end (and changes may be
+stored), a restart reads again only the rows up to the last one read, and the stream brings the
+rest. The one case where a change can reach the topic twice: a row
 among the last rows read before a crash (at most 2 × `+"`max_in_flight`"+` × `+"`batch_size`"+`), not
 stored before it and changed before the restart, is read again with the change in it, and the
 change is streamed as well. Tables added to `+"`tables`"+` once the snapshot has begun are streamed,
@@ -173,6 +175,15 @@ output:
 // it did not hold are stored as the new transaction read them, yet checked
 // against the old segment, so a change that came between the two is
 // streamed once more: never lost, in that narrow case doubled.
+//
+// Once the last table is read to its end, the checkpoint says so
+// (cdcSnapState.Read) before the stream begins: streamed changes have
+// positions above every snapshot row's, so once the topic holds some, a
+// row read in a new segment would be dropped by the partitions while its
+// segment hides its changes from the stream. A restart before the
+// acknowledged mark reaches the stream therefore reads again only the
+// rows up to Issued, in a transaction that is no segment; rows above it
+// were seen by no segment, and the stream brings them.
 //
 // Once the server's oldest running transaction is past every segment's
 // snapshot, the WAL position of that moment (RetireAt) bounds the
@@ -447,17 +458,26 @@ func (in *pgcdcInput) establish(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		// The segment is stored before any of its rows is emitted: after
-		// a crash, changes are filtered by the transaction that read them.
 		in.mu.Lock()
-		in.mu.snap.Segments = append(in.mu.snap.Segments, cdcSegment{Start: slices.Clone(in.mu.snap.Issued), Snap: r.snap})
+		read := in.mu.snap.Read
+		if read {
+			// The snapshot was read to its end before: this transaction
+			// reads again up to Issued only, rows the segments' changes are
+			// checked against already (see cdcSnapState.Read).
+			r.limited, r.upTo = true, slices.Clone(in.mu.snap.Issued)
+		} else {
+			// The segment is stored before any of its rows is emitted:
+			// after a crash, changes are filtered by the transaction that
+			// read them.
+			in.mu.snap.Segments = append(in.mu.snap.Segments, cdcSegment{Start: slices.Clone(in.mu.snap.Issued), Snap: r.snap})
+		}
 		in.mu.Unlock()
 		if err := in.storeCheckpoint(ctx); err != nil {
 			r.close()
 			return err
 		}
 		in.snapRd = r
-		in.logger.Info("snapshot transaction begun", "at", mark.String(), "snapshot", fmt.Sprintf("%d:%d", r.snap.Xmin, r.snap.Xmax))
+		in.logger.Info("snapshot transaction begun", "at", mark.String(), "snapshot", fmt.Sprintf("%d:%d", r.snap.Xmin, r.snap.Xmax), "read_again_only", read)
 	}
 	return in.snapRd.seek(ctx, mark.Table, mark.Key)
 }

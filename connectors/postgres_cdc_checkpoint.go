@@ -149,6 +149,14 @@ type cdcSnapState struct {
 	// Segments, in order of Start. Streamed changes that a row's
 	// segment saw are already in its read, and are dropped.
 	Segments []cdcSegment `json:"segments"`
+	// Read: every table was read to its end, and this was stored before
+	// the stream began. The topic may then hold streamed changes, whose
+	// positions are above every snapshot row's, so a row read now could
+	// not be stored: a restart before the acknowledged mark reaches the
+	// stream reads again only the rows up to Issued, in a transaction
+	// that is no segment. A row above Issued was in no segment's snapshot,
+	// and the stream brings it.
+	Read bool `json:"read,omitempty"`
 	// RetireAt, once known, is an LSN beyond which no transaction that a
 	// segment saw commits: from there on changes are not filtered, and
 	// once the acknowledged mark passes it the segments are forgotten.
@@ -191,7 +199,7 @@ const cdcCheckpointVersion = 1
 //	acked     the mark (cdcMark) below which every record is acknowledged:
 //	          {stream, table, key} during the snapshot, {stream: true, lsn} after
 //	snapshot  while the snapshot runs and until its transactions are past:
-//	          {tables, issued, segments, retire_at} (cdcSnapState)
+//	          {tables, issued, segments, read, retire_at} (cdcSnapState)
 type cdcCheckpoint struct {
 	Version  int           `json:"version"`
 	Slot     string        `json:"slot"`

@@ -27,6 +27,11 @@ type cdcSnapReader struct {
 	at     time.Time     // the transaction's now()
 	broken bool          // a statement failed: the transaction is unusable
 
+	// limited: only rows at or below upTo are read (the snapshot was read
+	// to its end before, see cdcSnapState.Read).
+	limited bool
+	upTo    []byte
+
 	table  int       // the table read, as an index in the snapshot's list
 	after  []string  // the key after which it is read; nil: from its start
 	cursor *cdcTable // the table of the open cursor; nil: none open
@@ -175,6 +180,21 @@ func (r *cdcSnapReader) position(t *cdcTable, row [][]byte) ([]byte, error) {
 	return pos, nil
 }
 
+// below returns the first rows of t, up to the last at or below upTo, and
+// whether a row above it was among them.
+func (r *cdcSnapReader) below(t *cdcTable, rows [][][]byte) ([][][]byte, bool, error) {
+	for i, row := range rows {
+		pos, err := r.position(t, row)
+		if err != nil {
+			return nil, false, err
+		}
+		if bytes.Compare(pos, r.upTo) > 0 {
+			return rows[:i], true, nil
+		}
+	}
+	return rows, false, nil
+}
+
 // page turns rows of t into read events; it returns them with the key of
 // the last row.
 func (r *cdcSnapReader) page(t *cdcTable, rows [][][]byte, srcMeta any) (service.MessageBatch, []string, error) {
@@ -235,6 +255,19 @@ func (in *pgcdcInput) readSnapshot(ctx context.Context) (service.MessageBatch, s
 	tables := in.mu.snap.Tables
 	in.mu.Unlock()
 	if r.table >= len(tables) {
+		// Before any change is streamed, the checkpoint says the snapshot
+		// was read to its end: a restart must not read rows the stream
+		// brings (see cdcSnapState.Read).
+		in.mu.Lock()
+		in.mu.snap.Read = true
+		in.mu.Unlock()
+		if err := in.storeCheckpoint(ctx); err != nil {
+			in.logger.Warn("the stream waits for the snapshot's last checkpoint", "err", err)
+			if err := pause(ctx, minRewindWait, nil, nil); err != nil {
+				return nil, nil, err
+			}
+			return nil, nil, errCDCRetry
+		}
 		if _, _, ok := in.issue(cdcMark{Stream: true}, true); !ok {
 			return nil, nil, errCDCRetry
 		}
@@ -254,6 +287,20 @@ func (in *pgcdcInput) readSnapshot(ctx context.Context) (service.MessageBatch, s
 		}
 	} else {
 		in.logger.Warn("a table of the snapshot is no longer in tables; skipping it", "table", tables[r.table])
+	}
+	if r.limited && t != nil {
+		var past bool
+		var err error
+		if rows, past, err = r.below(t, rows); err != nil {
+			return nil, nil, err
+		}
+		if len(rows) == 0 && past {
+			// The rest is above upTo: the stream brings it.
+			if err := r.seek(ctx, len(tables), nil); err != nil {
+				return nil, nil, err
+			}
+			return nil, nil, errCDCRetry
+		}
 	}
 	if len(rows) == 0 {
 		if err := r.seek(ctx, r.table+1, nil); err != nil {

@@ -489,6 +489,68 @@ func TestPostgresCDCSnapshotRestartsIntegration(t *testing.T) {
 	cdcCheckFacts(t, cdcEvents(t, n.log, "snap"), want)
 }
 
+// TestPostgresCDCCrashAfterSnapshotReadIntegration: the snapshot is read,
+// the first changes streamed are stored, and the node crashes before the
+// periodic checkpoint records that the snapshot's records are all stored
+// (checkpoint_interval is long). Changes committed while the source is
+// down are seen by any new transaction the restart would read the rest of
+// the snapshot in, yet the topic already holds streamed positions above
+// every snapshot row's: they must come from the stream. Every row and
+// change arrives once.
+func TestPostgresCDCCrashAfterSnapshotReadIntegration(t *testing.T) {
+	d := newCDCDB(t)
+	n := newNode(t)
+	a := d.table("a")
+	d.exec(`CREATE TABLE ` + a + ` (id int PRIMARY KEY, v text)`)
+	d.exec(`INSERT INTO ` + a + ` SELECT i, 'v' || i FROM generate_series(1, 300) i`)
+	ta := "public." + a
+	key := func(id int) string { return fmt.Sprintf(`{"id":%d}`, id) }
+	var want []cdcFact
+	for i := 1; i <= 300; i++ {
+		want = append(want, cdcFact{"read", ta, key(i), fmt.Sprintf("v%d", i)})
+	}
+	conf := strings.Replace(d.pipeline("after", 3, []string{a}, "batch_size: 50\nmax_in_flight: 4"),
+		"checkpoint_interval: 100ms", "checkpoint_interval: 1h", 1)
+
+	st := startStream(t, env(t, n.log), conf)
+	cdcWaitCount(t, n.log, "after", 300, time.Minute)
+	for i := 301; i <= 360; i++ {
+		d.exec(`INSERT INTO `+a+` VALUES ($1, $2)`, i, fmt.Sprintf("v%d", i))
+		want = append(want, cdcFact{"insert", ta, key(i), fmt.Sprintf("v%d", i)})
+	}
+	cdcWaitCount(t, n.log, "after", 360, time.Minute)
+	cdcCrash(t, n, st)
+	b, ok := n.log.Checkpoint("source/" + d.sourceID)
+	require.True(t, ok)
+	c, err := decodeCDCCheckpoint(b)
+	require.NoError(t, err)
+	require.False(t, c.Acked.Stream, "the checkpoint is still in the snapshot: %s", b)
+
+	// While the source is down: new rows, and changes to rows read by the
+	// snapshot and to rows streamed.
+	for i := 361; i <= 380; i++ {
+		d.exec(`INSERT INTO `+a+` VALUES ($1, $2)`, i, fmt.Sprintf("v%d", i))
+		want = append(want, cdcFact{"insert", ta, key(i), fmt.Sprintf("v%d", i)})
+	}
+	d.exec(`UPDATE ` + a + ` SET v = 'u5' WHERE id = 5`)
+	d.exec(`DELETE FROM ` + a + ` WHERE id = 6`)
+	d.exec(`UPDATE ` + a + ` SET v = 'u320' WHERE id = 320`)
+	want = append(want, cdcFact{"update", ta, key(5), "u5"}, cdcFact{"delete", ta, key(6), ""},
+		cdcFact{"update", ta, key(320), "u320"})
+
+	st = startStream(t, env(t, n.log), conf)
+	// Until the last change is stored (or 20 s): the check says what is
+	// missing.
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if slices.ContainsFunc(cdcEvents(t, n.log, "after"), func(e cdcEvent) bool { return e.Op == "update" && e.key == key(320) }) {
+			break
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // nothing more comes
+	st.stop(t, 5*time.Second)
+	cdcCheckFacts(t, cdcEvents(t, n.log, "after"), want)
+}
+
 // TestPostgresCDCSlotBehindStoredIntegration: the slot's confirmed flush
 // LSN follows what the topic stores, and after the node is closed under a
 // busy stream (its writes and acknowledgements fail) it is not past any
