@@ -103,6 +103,11 @@ func (h *Host) shardConfig(shardID, replicaID uint64) dbconfig.Config {
 		CompactionOverhead:  h.cfg.CompactionOverhead,
 		OrderedConfigChange: true,
 		MaxInMemLogSize:     256 << 20,
+		// After compacting the Raft log, dragonboat would also ask pebble
+		// to compact the removed range, which flushes the memtable first:
+		// entries already deleted inside it would be written to disk after
+		// all. pebble's own compactions reclaim the space instead.
+		DisableAutoCompactions: true,
 	}
 }
 
@@ -158,6 +163,21 @@ func (h *Host) requestSnapshot(shardID uint64) {
 	}
 }
 
+// soloCompactionOverhead is how many entries a shard without followers
+// keeps below a snapshot. Nobody reads them: a short tail lets the
+// entries die in the LogDB's memtable, so they are written to disk once
+// (the WAL), not again by a flush.
+const soloCompactionOverhead = 16
+
+// compactionOverhead is how many entries below a snapshot the shard keeps
+// in its Raft log for followers that fell slightly behind.
+func (h *Host) compactionOverhead(shardID uint64) uint64 {
+	if s := h.Shard(shardID); s != nil && s.solo.Load() {
+		return min(soloCompactionOverhead, h.cfg.CompactionOverhead)
+	}
+	return h.cfg.CompactionOverhead
+}
+
 // snapshotLoop takes snapshots that shards asked for. For a partition a
 // snapshot is a checkpoint (Sync) and the compaction of the Raft log below
 // it; doing them here keeps NodeHost calls out of Update.
@@ -168,7 +188,7 @@ func (h *Host) snapshotLoop() {
 		case <-h.done:
 			return
 		case id := <-h.snapshots:
-			opt := dragonboat.SnapshotOption{OverrideCompactionOverhead: true, CompactionOverhead: h.cfg.CompactionOverhead}
+			opt := dragonboat.SnapshotOption{OverrideCompactionOverhead: true, CompactionOverhead: h.compactionOverhead(id)}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			_, err := h.nh.SyncRequestSnapshot(ctx, id, opt)
 			cancel()

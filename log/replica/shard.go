@@ -43,6 +43,10 @@ type Shard struct {
 	session *client.Session
 	sem     chan struct{} // proposals in flight
 	sm      *partitionSM
+	// solo is set while the shard has a single replica (this one): no
+	// follower needs the Raft log below a snapshot. A membership change
+	// that adds a replica must clear it.
+	solo atomic.Bool
 }
 
 // StartPartition starts (or restarts) a partition replica. A directory
@@ -68,6 +72,7 @@ func (h *Host) StartPartition(spec PartitionSpec) (*Shard, error) {
 		sm:      &partitionSM{host: h, shardID: spec.ShardID, dir: spec.Dir, closed: make(chan struct{})},
 	}
 	s.sm.cfg.Store(&spec.Config)
+	s.solo.Store(!spec.Join && len(spec.Members) == 1)
 	members := map[uint64]dragonboat.Target{}
 	if !spec.Join {
 		for id, addr := range spec.Members {
