@@ -55,6 +55,14 @@ func fdatasync(f *os.File) error {
 	}
 }
 
+// startWriteback asks the kernel to start writing n bytes of f from off
+// to disk and returns without waiting (sync_file_range(2) with
+// SYNC_FILE_RANGE_WRITE). It guarantees nothing; errors are left to the
+// fdatasync that does.
+func startWriteback(f *os.File, off, n int64) {
+	_ = unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
+}
+
 // WriteTo sends the section to w. When w is a socket (a *net.TCPConn or
 // *net.UnixConn) the kernel copies the bytes from the page cache with
 // sendfile(2) at an explicit file offset, so many senders share one file

@@ -75,6 +75,13 @@ func (l *Log) SetConfig(cfg Config) error {
 
 func (l *Log) active() *segment { return l.segs[len(l.segs)-1] }
 
+// writebackBytes is how many appended bytes the log lets the page cache
+// hold before asking the kernel to start writing them out. Sync then
+// finds most of them on disk already, so a checkpoint (which the Raft
+// layer takes while no entries are applied) waits for a few milliseconds
+// of writing, not for everything since the last one.
+const writebackBytes = 1 << 20
+
 // Append stores one RecordBatch v2 whose base offset the caller has set to
 // EndOffset. The bytes are written as they are, without fsync (see Sync).
 // Append does not check the CRC; package partition validates batches
@@ -118,6 +125,10 @@ func (l *Log) AppendPatched(head, b []byte) error {
 		return fmt.Errorf("segment: append offset %d to %s: %w", h.BaseOffset, s.path, err)
 	}
 	s.dirty = true
+	if end := pos + size; end-s.writeback >= writebackBytes {
+		startWriteback(s.f, s.writeback, end-s.writeback)
+		s.writeback = end
+	}
 	s.noteBatch(&h, pos, size, int64(l.cfg.Load().IndexIntervalBytes))
 	s.next.Store(h.NextOffset())
 	s.size.Store(pos + size)

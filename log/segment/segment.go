@@ -50,6 +50,7 @@ type segment struct {
 	created     time.Time // segment.ms fallback when batches carry no timestamp
 	sinceIndex  int64     // bytes appended since the last indexed batch
 	lastTimeTs  int64     // timestamp of the last time-index entry
+	writeback   int64     // log bytes before this were handed to the kernel's writeback
 	dirty       bool      // log bytes not yet fsynced
 	unsynced    bool      // sealed since the last Sync: indexes need fsync too
 	sealed      bool
