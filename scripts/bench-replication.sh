@@ -28,6 +28,7 @@ for ((r = 1; r <= rounds; r++)); do
   run engine-fsync10ms "$tmp/segment.test" 'Append16K/fsync-10ms$' 16384x
   run engine-nosync "$tmp/segment.test" 'Append16K/nosync$' 16384x
   run engine-fsync-each "$tmp/segment.test" 'Append16K/fsync-every-batch$' 2048x
+  run engine-group "$tmp/segment.test" 'AppendGroupCommit$' 16384x
   for v in rf1/pebble rf1/tan rf3/pebble rf3/tan; do
     run "$v" "$tmp/replog.test" "BenchmarkAppend/$v\$" 6000x
   done
@@ -44,12 +45,15 @@ echo "| storage engine, fsync every 10 ms | $eng | 100% | |"
 echo "| storage engine, no fsync | $(echo "${mbps[engine-nosync]}" | median) | $(ratio "$(echo "${mbps[engine-nosync]}" | median)" "$eng") | |"
 each=$(echo "${mbps[engine-fsync-each]}" | median)
 echo "| storage engine, fsync after every batch | $each | $(ratio "$each" "$eng") | |"
+group=$(echo "${mbps[engine-group]}" | median)
+echo "| storage engine, group commit, 64 producers waiting for their fsync | $group | $(ratio "$group" "$eng") | |"
 for v in rf1/pebble rf1/tan rf3/pebble rf3/tan; do
   m=$(echo "${mbps[$v]}" | median)
   echo "| replog.Append $v, acks=all, 64 in flight | $m | $(ratio "$m" "$eng") | $(echo "${p50[$v]}" | median) / $(echo "${p99[$v]}" | median) |"
 done
 for db in pebble tan; do
   echo "RF 1 with $db vs the engine fsyncing every batch (the durability acks=all gives): $(ratio "$(echo "${mbps[rf1/$db]}" | median)" "$each")"
+  echo "RF 1 with $db vs the engine's group commit for the same 64 producers: $(ratio "$(echo "${mbps[rf1/$db]}" | median)" "$group")"
   echo "RF 3 / RF 1 with $db: $(ratio "$(echo "${mbps[rf3/$db]}" | median)" "$(echo "${mbps[rf1/$db]}" | median)")"
 done
 echo; echo "raw MB/s per round:"; for k in "${!mbps[@]}"; do echo "  $k: ${mbps[$k]}"; done

@@ -4,6 +4,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -71,6 +72,81 @@ func BenchmarkAppend16K(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkAppendGroupCommit is the engine alone under the durability
+// acks=all asks for, fed as BenchmarkAppend in log/replog feeds the Raft
+// layer: 64 producers each hand a 16 KiB batch to the log's one writer and
+// wait until an fsync covers it. The writer appends whatever is queued,
+// fsyncs once, and answers them all (group commit), so this is the most
+// a single node can do for such producers without Raft.
+func BenchmarkAppendGroupCommit(b *testing.B) {
+	const producers = 64
+	l := openLog(b, benchDir(b), Config{}, NoCheckpoint)
+	defer l.Close()
+	bt := batch16K(b)
+	queue := make(chan chan error, producers)
+	work := make(chan struct{}, b.N)
+	for range b.N {
+		work <- struct{}{}
+	}
+	close(work)
+	b.SetBytes(int64(len(bt)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	writerDone := make(chan struct{})
+	go func() { // the writer
+		defer close(writerDone)
+		var head [batch.HeaderLen]byte
+		copy(head[:], bt)
+		var waiting []chan error
+		for first := range queue {
+			waiting = append(waiting[:0], first)
+		drain:
+			for {
+				select {
+				case c, ok := <-queue:
+					if !ok {
+						break drain
+					}
+					waiting = append(waiting, c)
+				default:
+					break drain
+				}
+			}
+			var err error
+			for range waiting {
+				batch.SetBaseOffset(head[:], l.EndOffset())
+				if err = l.AppendPatched(head[:], bt); err != nil {
+					break
+				}
+			}
+			if err == nil {
+				err = l.Sync()
+			}
+			for _, c := range waiting {
+				c <- err
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for range producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			done := make(chan error, 1)
+			for range work {
+				queue <- done
+				if err := <-done; err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(queue)
+	<-writerDone
 }
 
 // filled returns a log holding about size bytes of 16 KiB batches, read
