@@ -71,9 +71,10 @@ table, key) for reads and (stream, commit LSN, index in the transaction) for cha
 first, table after table, each in primary key order (text keys bytewise; keys of other types than
 integers, uuid, bool, bytea and text by their text form, which a key index cannot serve) in pages of
 `+"`batch_size`"+` rows, in one REPEATABLE READ transaction; then changes are streamed. The slot is
-created before the snapshot is taken, so it keeps every transaction that commits after it; a
-streamed transaction that the snapshot's transaction saw is dropped for the rows it read, so each
-row is read once and each later change streamed once. A restart in the middle of the snapshot goes
+created before the snapshot is taken (which, when the input creates the slot, reads the snapshot the
+slot exported), so it keeps every transaction that commits after it; a streamed transaction that
+the snapshot's transaction saw is dropped for the rows it read, so each row is read once and each
+later change streamed once. A restart in the middle of the snapshot goes
 on after the last acknowledged key in a new transaction, and each change is then checked against
 the transaction that read its row; once the snapshot has been read to its end (and changes may be
 stored), a restart reads again only the rows up to the last one read, and the stream brings the
@@ -151,19 +152,27 @@ output:
 //
 // # The snapshot and the stream
 //
-// The slot is created first (pg_create_logical_replication_slot, no
-// exported snapshot): from its consistent point on, every transaction that
-// commits is decoded whole. The snapshot is then read in a REPEATABLE READ
-// transaction whose snapshot (txid_current_snapshot: xmin, xmax, the
-// transactions in progress) is kept in the checkpoint. Every transaction
-// that commits after the slot's consistent point is either seen by that
-// snapshot — its rows were read with it — or not; the decoder tells which
-// from the transaction id of pgoutput's Begin and drops the changes the
-// snapshot saw. So a transaction that slipped in between the slot and the
-// snapshot is neither lost nor doubled, and the same holds when the slot
-// existed before (a restart, a slot made by hand): nothing depends on the
-// snapshot being exported by the slot, whose transaction could not outlive
-// a restart anyway.
+// The slot is created first: from its consistent point on, every
+// transaction that commits is decoded whole, and one that committed before
+// it never is. The snapshot is then read in a REPEATABLE READ transaction
+// whose snapshot (txid_current_snapshot: xmin, xmax, the transactions in
+// progress) is kept in the checkpoint. Every transaction that commits
+// after the slot's consistent point is either seen by that snapshot — its
+// rows were read with it — or not; the decoder tells which from the
+// transaction id of pgoutput's Begin and drops the changes the snapshot
+// saw. So a transaction that slipped in between the slot and the snapshot
+// is neither lost nor doubled, and the same holds when the slot existed
+// before (a restart, a slot made by hand).
+//
+// What the snapshot must not miss is a transaction that committed before
+// the consistent point: PostgreSQL writes a commit to the WAL before it
+// makes it visible, so a snapshot taken right after the slot is created
+// could, in that moment, still see such a transaction as running. The
+// input therefore creates the slot in a replication session that exports
+// its snapshot (CREATE_REPLICATION_SLOT ... EXPORT_SNAPSHOT), the database
+// as of the consistent point, and the first snapshot transaction imports
+// it (SET TRANSACTION SNAPSHOT). Later transactions, after a restart, are
+// begun long after any such commit became visible.
 //
 // A restart in the middle of the snapshot cannot get that transaction
 // back: the rest is read in a new one, a new segment (cdcSegment) whose
@@ -357,10 +366,12 @@ func (in *pgcdcInput) Connect(ctx context.Context) error {
 	if err := cdcEnsurePublication(ctx, conn, in.pub, tables); err != nil {
 		return err
 	}
-	slotLSN, created, err := cdcEnsureSlot(ctx, conn, in.slot)
+	slotLSN, export, err := cdcEnsureSlot(ctx, conn, in.dsn, in.slot)
 	if err != nil {
 		return err
 	}
+	defer export.close() // once the snapshot, if one begins, has imported it
+	created := export != nil
 	if created {
 		in.logger.Info("replication slot created", "slot", in.slot, "lsn", slotLSN.String())
 	}
@@ -370,7 +381,7 @@ func (in *pgcdcInput) Connect(ctx context.Context) error {
 		}
 	}
 	in.tables, in.slotLSN = tables, slotLSN
-	if err := in.establish(ctx); err != nil {
+	if err := in.establish(ctx, export); err != nil {
 		return err
 	}
 	in.mu.Lock()
@@ -429,8 +440,10 @@ func (in *pgcdcInput) load(slotCreated bool) error {
 	return nil
 }
 
-// establish starts reading from the acknowledged mark.
-func (in *pgcdcInput) establish(ctx context.Context) error {
+// establish starts reading from the acknowledged mark; a new snapshot
+// transaction imports export, the snapshot of a slot just created, if
+// there is one.
+func (in *pgcdcInput) establish(ctx context.Context, export *cdcExport) error {
 	in.mu.Lock()
 	mark := in.mu.acks.acked
 	if !mark.Stream && !in.snapshotOn {
@@ -454,7 +467,7 @@ func (in *pgcdcInput) establish(ctx context.Context) error {
 	}
 	if !in.snapRd.alive() {
 		in.closeSnapshot()
-		r, err := openCDCSnapshot(ctx, in.dsn)
+		r, err := openCDCSnapshot(ctx, in.dsn, export)
 		if err != nil {
 			return err
 		}

@@ -231,33 +231,80 @@ func cdcEnsurePublication(ctx context.Context, conn *pgconn.PgConn, pub string, 
 	return nil
 }
 
+// cdcExport is the snapshot a slot's creation exported: the database as
+// of the slot's consistent point, every transaction that commits before it
+// seen and none after. It can be imported while conn, the replication
+// session that created the slot, stays open and idle.
+type cdcExport struct {
+	conn *pgconn.PgConn
+	name string        // for SET TRANSACTION SNAPSHOT
+	lsn  pglogrepl.LSN // the slot's consistent point
+}
+
+func (e *cdcExport) close() {
+	if e == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	e.conn.Close(ctx)
+}
+
 // cdcEnsureSlot creates the logical replication slot (pgoutput) if it does
-// not exist, and returns its confirmed flush LSN and whether it was created.
-// Creating a slot waits for the transactions running at that time to end.
-func cdcEnsureSlot(ctx context.Context, conn *pgconn.PgConn, slot string) (pglogrepl.LSN, bool, error) {
+// not exist, and returns its confirmed flush LSN and, if it created it,
+// the snapshot the creation exported (the caller closes it). Creating a
+// slot waits for the transactions running at that time to end.
+func cdcEnsureSlot(ctx context.Context, conn *pgconn.PgConn, dsn, slot string) (pglogrepl.LSN, *cdcExport, error) {
 	for range 2 {
 		rows, err := cdcQuery(ctx, conn, `SELECT plugin, database = current_database(), COALESCE(confirmed_flush_lsn::text, '0/0')
 			FROM pg_replication_slots WHERE slot_name = $1`, slot)
 		if err != nil {
-			return 0, false, fmt.Errorf("%s %q: %w", cdcFieldSlot, slot, err)
+			return 0, nil, fmt.Errorf("%s %q: %w", cdcFieldSlot, slot, err)
 		}
 		if len(rows) > 0 {
 			if string(rows[0][0]) != "pgoutput" || string(rows[0][1]) != "t" {
-				return 0, false, fmt.Errorf("%s: slot %q exists but is not a pgoutput slot of this database", cdcFieldSlot, slot)
+				return 0, nil, fmt.Errorf("%s: slot %q exists but is not a pgoutput slot of this database", cdcFieldSlot, slot)
 			}
 			lsn, err := pglogrepl.ParseLSN(string(rows[0][2]))
-			return lsn, false, err
+			return lsn, nil, err
 		}
-		rows, err = cdcQuery(ctx, conn, `SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')`, slot)
+		e, err := cdcCreateSlot(ctx, dsn, slot)
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "42710" { // created meanwhile
 			continue
 		}
 		if err != nil {
-			return 0, false, fmt.Errorf("%s: creating replication slot %q: %w", cdcFieldSlot, slot, err)
+			return 0, nil, fmt.Errorf("%s: creating replication slot %q: %w", cdcFieldSlot, slot, err)
 		}
-		lsn, err := pglogrepl.ParseLSN(string(rows[0][0]))
-		return lsn, true, err
+		return e.lsn, e, nil
 	}
-	return 0, false, fmt.Errorf("%s: slot %q", cdcFieldSlot, slot)
+	return 0, nil, fmt.Errorf("%s: slot %q", cdcFieldSlot, slot)
+}
+
+// cdcCreateSlot creates the slot in a replication session, exporting its
+// snapshot.
+func cdcCreateSlot(ctx context.Context, dsn, slot string) (*cdcExport, error) {
+	cfg, err := cdcConnConfig(dsn, true)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connecting for replication: %w", err)
+	}
+	e := &cdcExport{conn: conn}
+	res, err := pglogrepl.CreateReplicationSlot(ctx, conn, slot, "pgoutput",
+		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT"})
+	if err == nil {
+		e.name = res.SnapshotName
+		e.lsn, err = pglogrepl.ParseLSN(res.ConsistentPoint)
+	}
+	if err == nil && e.name == "" {
+		err = errors.New("no snapshot exported")
+	}
+	if err != nil {
+		e.close()
+		return nil, err
+	}
+	return e, nil
 }

@@ -38,8 +38,9 @@ type cdcSnapReader struct {
 	buf    []byte
 }
 
-// openCDCSnapshot begins the snapshot's transaction.
-func openCDCSnapshot(ctx context.Context, dsn string) (*cdcSnapReader, error) {
+// openCDCSnapshot begins the snapshot's transaction, in the snapshot the
+// slot's creation exported if there is one.
+func openCDCSnapshot(ctx context.Context, dsn string, export *cdcExport) (*cdcSnapReader, error) {
 	cfg, err := cdcConnConfig(dsn, false)
 	if err != nil {
 		return nil, err
@@ -49,7 +50,11 @@ func openCDCSnapshot(ctx context.Context, dsn string) (*cdcSnapReader, error) {
 		return nil, fmt.Errorf("connecting for the snapshot: %w", err)
 	}
 	r := &cdcSnapReader{conn: conn, vals: newCDCValues()}
-	if _, err := conn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").ReadAll(); err != nil {
+	begin := "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+	if export != nil {
+		begin += "; SET TRANSACTION SNAPSHOT " + cdcQuoteLiteral(export.name)
+	}
+	if _, err := conn.Exec(ctx, begin).ReadAll(); err != nil {
 		conn.Close(context.Background())
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
@@ -65,7 +70,10 @@ func openCDCSnapshot(ctx context.Context, dsn string) (*cdcSnapReader, error) {
 		us, err = strconv.ParseInt(string(rows[0][1]), 10, 64)
 		r.at = time.UnixMicro(us).UTC()
 	}
-	if err == nil {
+	switch {
+	case err == nil && export != nil:
+		r.lsn = export.lsn
+	case err == nil:
 		r.lsn, err = pglogrepl.ParseLSN(string(rows[0][2]))
 	}
 	if err != nil {
