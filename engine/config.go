@@ -41,6 +41,10 @@ type Config struct {
 	// PipelinesDir is a folder of pipeline files (*.yaml, *.yml) applied at
 	// start, after the pipelines already stored. Optional.
 	PipelinesDir string `yaml:"pipelines_dir"`
+	// LeaderBalanceInterval is how often a node takes back the leadership
+	// of the partitions it is the preferred replica of. Default 10 s; -1
+	// never (ElectLeaders requests still move it).
+	LeaderBalanceInterval time.Duration `yaml:"leader_balance_interval"`
 	// Raft tunes replication; see replica.Config.
 	Raft replica.Config `yaml:"raft"`
 	// InitialRebalanceDelay is group.initial.rebalance.delay.ms. Default 3 s.

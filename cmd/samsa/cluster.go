@@ -1,14 +1,19 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
 )
@@ -19,9 +24,10 @@ func newCluster(g *globals) *cobra.Command {
 		Short: "Show the cluster's brokers and check its health",
 		Long:  "Show the brokers of the cluster, its controller and id, and check that it is healthy.",
 		Example: `  samsa cluster info
-  samsa cluster health`,
+  samsa cluster health
+  samsa cluster rebalance`,
 	})
-	cmd.AddCommand(newClusterInfo(g), newClusterHealth(g))
+	cmd.AddCommand(newClusterInfo(g), newClusterHealth(g), newClusterRebalance(g))
 	return cmd
 }
 
@@ -248,4 +254,72 @@ func missingKeys(v kadm.BrokerApiVersions) []int16 {
 		}
 	}
 	return out
+}
+
+// rebalanceResult is one partition's outcome of a preferred leader
+// election.
+type rebalanceResult struct {
+	Topic     string `json:"topic" yaml:"topic"`
+	Partition int32  `json:"partition" yaml:"partition"`
+	Result    string `json:"result" yaml:"result"`
+	Error     string `json:"error,omitempty" yaml:"error,omitempty"`
+}
+
+func newClusterRebalance(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rebalance",
+		Short: "Move each partition's leadership back to its preferred replica",
+		Long: `Move the leadership of every partition back to its preferred replica (the
+first in its replica list), as kafka-leader-election --election-type preferred
+does. Leaders are spread over the nodes when topics are created; after a node
+was down, the partitions it led are led elsewhere until it takes them back.
+Nodes do that by themselves every 10 seconds; this asks them to do it now and
+waits (up to --timeout) until it is done. A preferred replica that is down or
+not caught up keeps its partition where it is: the command says which.`,
+		Example: `  samsa cluster rebalance
+  samsa cluster rebalance --timeout 30s -o json`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := g.opContext(cmd)
+			defer cancel()
+			adm, err := g.admin(ctx)
+			if err != nil {
+				return err
+			}
+			defer adm.Close()
+			res, err := adm.ElectLeaders(ctx, kadm.ElectPreferredReplica, nil)
+			if err != nil {
+				return err
+			}
+			out := []rebalanceResult{}
+			failed := 0
+			for _, topic := range slices.Sorted(maps.Keys(res)) {
+				for _, part := range slices.Sorted(maps.Keys(res[topic])) {
+					r := res[topic][part]
+					rr := rebalanceResult{Topic: topic, Partition: part, Result: "moved to its preferred replica"}
+					switch {
+					case errors.Is(r.Err, kerr.ElectionNotNeeded):
+						rr.Result = "already led by its preferred replica"
+					case r.Err != nil:
+						rr.Result, rr.Error, failed = "not moved", cmp.Or(r.ErrMessage, r.Err.Error()), failed+1
+					}
+					out = append(out, rr)
+				}
+			}
+			err = g.print(cmd.OutOrStdout(), out, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "TOPIC\tPARTITION\tRESULT")
+				for _, r := range out {
+					line := r.Result
+					if r.Error != "" {
+						line += ": " + r.Error
+					}
+					fmt.Fprintf(tw, "%s\t%d\t%s\n", r.Topic, r.Partition, line)
+				}
+			})
+			if err == nil && failed > 0 {
+				err = fmt.Errorf("%d partition(s) not led by their preferred replica", failed)
+			}
+			return err
+		},
+	}
 }

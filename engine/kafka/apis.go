@@ -48,6 +48,7 @@ func (s *Server) apiTable() map[int16]*api {
 		{key: 33, min: 0, max: 1, handle: s.handleAlterConfigs},
 		{key: 37, min: 0, max: 1, handle: s.handleCreatePartitions},
 		{key: 42, min: 0, max: 1, handle: s.handleDeleteGroups},
+		{key: 43, min: 0, max: 2, handle: s.handleElectLeaders},
 		{key: 44, min: 0, max: 1, handle: s.handleIncrementalAlterConfigs},
 		{key: 60, min: 0, max: 0, handle: s.handleDescribeCluster},
 	}

@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 
@@ -124,4 +125,19 @@ func TestCheckpoints(t *testing.T) {
 	require.ErrorIs(t, apply(t, s, PutCheckpoint{Value: []byte{1}}).Err(), ErrInvalidRequest)
 	require.ErrorIs(t, apply(t, s, PutCheckpoint{Key: strings.Repeat("k", MaxCheckpointKeyLen+1), Value: []byte{1}}).Err(), ErrInvalidRequest)
 	require.ErrorIs(t, apply(t, s, PutCheckpoint{Key: "k", Value: make([]byte, MaxValueBytes+1)}).Err(), ErrInvalidRequest)
+}
+
+func TestRequestLeaderBalance(t *testing.T) {
+	s := NewState()
+	version := s.Version()
+	mustApply(t, s, RequestLeaderBalance{})
+	mustApply(t, s, RequestLeaderBalance{})
+	require.Equal(t, uint64(2), s.LeaderBalances())
+	require.Greater(t, s.Version(), version, "watchers see the request")
+
+	var buf bytes.Buffer
+	require.NoError(t, s.Save(&buf))
+	loaded := NewState()
+	require.NoError(t, loaded.Load(&buf))
+	require.Equal(t, uint64(2), loaded.LeaderBalances(), "kept in snapshots")
 }

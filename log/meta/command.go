@@ -118,35 +118,42 @@ type RegisterSchema struct {
 	Schema  string
 }
 
-func (RegisterNode) op() string        { return "register_node" }
-func (CreateTopic) op() string         { return "create_topic" }
-func (DeleteTopic) op() string         { return "delete_topic" }
-func (CreatePartitions) op() string    { return "create_partitions" }
-func (AlterConfigs) op() string        { return "alter_configs" }
-func (CommitOffsets) op() string       { return "commit_offsets" }
-func (DeleteGroup) op() string         { return "delete_group" }
-func (DeleteOffsets) op() string       { return "delete_offsets" }
-func (AllocateProducerIDs) op() string { return "allocate_producer_ids" }
-func (PutPipeline) op() string         { return "put_pipeline" }
-func (DeletePipeline) op() string      { return "delete_pipeline" }
-func (PutCheckpoint) op() string       { return "put_checkpoint" }
-func (RegisterSchema) op() string      { return "register_schema" }
+// RequestLeaderBalance asks every node to move the leadership of the
+// partitions it is the preferred replica of back to itself now, instead
+// of at its next periodic check (Kafka's preferred leader election).
+type RequestLeaderBalance struct{}
+
+func (RegisterNode) op() string         { return "register_node" }
+func (CreateTopic) op() string          { return "create_topic" }
+func (DeleteTopic) op() string          { return "delete_topic" }
+func (CreatePartitions) op() string     { return "create_partitions" }
+func (AlterConfigs) op() string         { return "alter_configs" }
+func (CommitOffsets) op() string        { return "commit_offsets" }
+func (DeleteGroup) op() string          { return "delete_group" }
+func (DeleteOffsets) op() string        { return "delete_offsets" }
+func (AllocateProducerIDs) op() string  { return "allocate_producer_ids" }
+func (PutPipeline) op() string          { return "put_pipeline" }
+func (DeletePipeline) op() string       { return "delete_pipeline" }
+func (PutCheckpoint) op() string        { return "put_checkpoint" }
+func (RegisterSchema) op() string       { return "register_schema" }
+func (RequestLeaderBalance) op() string { return "request_leader_balance" }
 
 // decoders maps each op name to the decoder of its struct.
 var decoders = map[string]func(json.RawMessage) (Command, error){
-	RegisterNode{}.op():        decodeArgs[RegisterNode],
-	CreateTopic{}.op():         decodeArgs[CreateTopic],
-	DeleteTopic{}.op():         decodeArgs[DeleteTopic],
-	CreatePartitions{}.op():    decodeArgs[CreatePartitions],
-	AlterConfigs{}.op():        decodeArgs[AlterConfigs],
-	CommitOffsets{}.op():       decodeArgs[CommitOffsets],
-	DeleteGroup{}.op():         decodeArgs[DeleteGroup],
-	DeleteOffsets{}.op():       decodeArgs[DeleteOffsets],
-	AllocateProducerIDs{}.op(): decodeArgs[AllocateProducerIDs],
-	PutPipeline{}.op():         decodeArgs[PutPipeline],
-	DeletePipeline{}.op():      decodeArgs[DeletePipeline],
-	PutCheckpoint{}.op():       decodeArgs[PutCheckpoint],
-	RegisterSchema{}.op():      decodeArgs[RegisterSchema],
+	RegisterNode{}.op():         decodeArgs[RegisterNode],
+	CreateTopic{}.op():          decodeArgs[CreateTopic],
+	DeleteTopic{}.op():          decodeArgs[DeleteTopic],
+	CreatePartitions{}.op():     decodeArgs[CreatePartitions],
+	AlterConfigs{}.op():         decodeArgs[AlterConfigs],
+	CommitOffsets{}.op():        decodeArgs[CommitOffsets],
+	DeleteGroup{}.op():          decodeArgs[DeleteGroup],
+	DeleteOffsets{}.op():        decodeArgs[DeleteOffsets],
+	AllocateProducerIDs{}.op():  decodeArgs[AllocateProducerIDs],
+	PutPipeline{}.op():          decodeArgs[PutPipeline],
+	DeletePipeline{}.op():       decodeArgs[DeletePipeline],
+	PutCheckpoint{}.op():        decodeArgs[PutCheckpoint],
+	RegisterSchema{}.op():       decodeArgs[RegisterSchema],
+	RequestLeaderBalance{}.op(): decodeArgs[RequestLeaderBalance],
 }
 
 // envelope is the encoding of a command: {"op":"create_topic","args":{...}}.
@@ -257,6 +264,10 @@ func (s *State) apply(cmd Command) Result {
 		return s.putCheckpoint(c)
 	case RegisterSchema:
 		return s.registerSchema(c)
+	case RequestLeaderBalance:
+		s.leaderBalances++
+		s.changed()
+		return Result{}
 	}
 	return refuse(fmt.Errorf("%w: %T", ErrBadCommand, cmd))
 }

@@ -23,6 +23,7 @@ var everyOp = []Command{
 	DeletePipeline{Name: "p"},
 	PutCheckpoint{Key: "k", Value: []byte{0, 1, 0xff}},
 	RegisterSchema{Subject: "t-value", Schema: `{"type":"string"}`},
+	RequestLeaderBalance{},
 	DeleteTopic{Name: "t"},
 }
 
@@ -92,7 +93,7 @@ func randomCommand(r *rand.Rand) Command {
 		return out
 	}
 	configValues := []map[string]string{nil, {"retention.ms": "-1"}, {"segment.bytes": "1048576", "message.timestamp.type": "LogAppendTime"}, {"cleanup.policy": "compact"}}
-	switch r.IntN(15) {
+	switch r.IntN(16) {
 	case 0:
 		id := uint64(r.IntN(5) + 1)
 		return RegisterNode{ID: id, RaftAddr: fmt.Sprintf("n%d:7000", id), KafkaAddr: fmt.Sprintf("n%d:%d", id, 9000+r.IntN(3))}
@@ -126,6 +127,8 @@ func randomCommand(r *rand.Rand) Command {
 		return DeletePipeline{Name: pick("p", 3)}
 	case 11:
 		return PutCheckpoint{Key: pick("k", 3), Value: []byte(pick("", 3))[:r.IntN(2)]}
+	case 15:
+		return RequestLeaderBalance{}
 	default:
 		return RegisterSchema{Subject: pick("s", 3), Schema: pick("schema", 4)}
 	}

@@ -24,6 +24,7 @@ type snapshot struct {
 	NextProducerID      int64
 	NextPipelineVersion uint64
 	NextSchemaID        int
+	LeaderBalances      uint64           `json:",omitempty"`
 	Nodes               []Node           `json:",omitempty"`
 	Topics              []snapTopic      `json:",omitempty"`
 	Groups              []snapGroup      `json:",omitempty"`
@@ -69,7 +70,7 @@ func (s *State) Save(w io.Writer) error {
 		Format: snapshotFormat, Version: s.version,
 		NextShardID: s.nextShardID, NextReplicaID: s.nextReplicaID, NextProducerID: s.nextProducerID,
 		NextPipelineVersion: s.nextPipelineVersion, NextSchemaID: s.schemas.nextID,
-		Nodes: s.Nodes(), Pipelines: s.Pipelines(),
+		LeaderBalances: s.leaderBalances, Nodes: s.Nodes(), Pipelines: s.Pipelines(),
 	}
 	for _, name := range sortedKeys(s.topics) {
 		t := s.topics[name]
@@ -148,6 +149,7 @@ func (snap *snapshot) restore() (*State, error) {
 	}
 	s.nextShardID, s.nextReplicaID = snap.NextShardID, snap.NextReplicaID
 	s.nextProducerID, s.nextPipelineVersion, s.schemas.nextID = snap.NextProducerID, snap.NextPipelineVersion, snap.NextSchemaID
+	s.leaderBalances = snap.LeaderBalances
 	for _, step := range []func(*State) error{snap.restoreNodes, snap.restoreTopics, snap.restoreGroups, snap.restoreStore, snap.restoreSchemas} {
 		if err := step(s); err != nil {
 			return nil, err

@@ -97,6 +97,7 @@ type State struct {
 	nextReplicaID       uint64
 	nextProducerID      int64
 	nextPipelineVersion uint64
+	leaderBalances      uint64 // RequestLeaderBalance commands applied
 }
 
 // NewState returns the state of a new cluster: no nodes, no topics.
@@ -119,6 +120,10 @@ func NewState() *State {
 // Version counts the applies that changed the state. Watchers compare it
 // to notice any change; it is part of snapshots, so every replica agrees.
 func (s *State) Version() uint64 { return s.version }
+
+// LeaderBalances counts the RequestLeaderBalance commands applied: a node
+// that sees it grow balances leadership at once.
+func (s *State) LeaderBalances() uint64 { return s.leaderBalances }
 
 // changed marks a successful apply that modified the state.
 func (s *State) changed() { s.version++ }

@@ -388,3 +388,38 @@ func (s *partitionSM) Close() error {
 	}
 	return p.Close()
 }
+
+// CaughtUp returns nil once this replica has applied everything the
+// leader had committed when CaughtUp was called (a Raft ReadIndex), or an
+// error if that takes longer than ctx allows.
+func (s *Shard) CaughtUp(ctx context.Context) error {
+	timeout := s.host.cfg.ProposalTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	rs, err := s.host.nh.ReadIndex(s.id, timeout)
+	if err != nil {
+		return fmt.Errorf("replica: shard %d: %w", s.id, mapError(err))
+	}
+	defer rs.Release()
+	select {
+	case r := <-rs.ResultC():
+		if !r.Completed() {
+			return fmt.Errorf("replica: shard %d: %w", s.id, ErrNotReady)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TakeLeadership asks the shard's leader to hand leadership to this
+// replica (Raft leader transfer). It returns at once; the leader stops
+// taking proposals until this replica has its whole log, then the new
+// leader shows in Leader. Ask only for a replica that is caught up.
+func (s *Shard) TakeLeadership() error {
+	if err := s.host.nh.RequestLeaderTransfer(s.id, s.replica); err != nil {
+		return fmt.Errorf("replica: shard %d: %w", s.id, mapError(err))
+	}
+	return nil
+}

@@ -226,3 +226,54 @@ func TestClusterRestart(t *testing.T) {
 		require.Equal(t, int64(17), got.Offset)
 	}
 }
+
+// TestClusterLeaderBalance moves the leadership of every partition away
+// from its preferred (first) replica, then asks for a leader balance: each
+// preferred replica takes its partition back.
+func TestClusterLeaderBalance(t *testing.T) {
+	c := &testCluster{}
+	root := t.TempDir()
+	peers := map[uint64]string{}
+	for i := 1; i <= 3; i++ {
+		peers[uint64(i)] = freeAddr(t)
+	}
+	for i := 1; i <= 3; i++ {
+		n := newNode(t, filepath.Join(root, fmt.Sprint(i)), uint64(i), peers)
+		n.cfg.LeaderBalanceInterval = -1 // only on request
+		c.nodes = append(c.nodes, n)
+	}
+	c.openAll(t)
+	t.Cleanup(func() { c.closeAll(t) })
+	ctx := ctxT(t, 2*time.Minute)
+	const parts = 3
+	require.NoError(t, c.nodes[0].log.CreateTopic(ctx, TopicSpec{Name: "bal", Partitions: parts, ReplicationFactor: 3}, false))
+
+	preferred := make([]uint64, parts)
+	for i := range int32(parts) {
+		tp := TopicPartition{"bal", i}
+		var err error
+		preferred[i], err = c.nodes[0].log.PreferredLeader(tp)
+		require.NoError(t, err)
+		// Hand the leadership to a replica that is not the preferred one.
+		leader := c.leader(t, tp)
+		if leader.cfg.NodeID == preferred[i] {
+			other := c.nodes[preferred[i]%3] // the next node
+			_, p, err := other.log.part(tp)
+			require.NoError(t, err)
+			require.Eventually(t, func() bool {
+				_ = p.local.TakeLeadership()
+				time.Sleep(100 * time.Millisecond)
+				return c.leader(t, tp) == other
+			}, 30*time.Second, 50*time.Millisecond, "moving %s's leadership to node %d", tp, other.cfg.NodeID)
+		}
+		require.NotEqual(t, preferred[i], c.leader(t, tp).cfg.NodeID)
+	}
+	require.ElementsMatch(t, []uint64{1, 2, 3}, preferred, "preferred leaders spread over the nodes")
+
+	require.NoError(t, c.nodes[1].log.RequestLeaderBalance(ctx))
+	for i := range int32(parts) {
+		tp := TopicPartition{"bal", i}
+		require.Eventually(t, func() bool { return c.leader(t, tp).cfg.NodeID == preferred[i] }, 30*time.Second, 50*time.Millisecond,
+			"%s led by its preferred replica, node %d", tp, preferred[i])
+	}
+}

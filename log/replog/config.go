@@ -14,6 +14,9 @@ import (
 const (
 	DefaultRetentionCheck = 5 * time.Minute // log.retention.check.interval.ms
 	DefaultMinFreeBytes   = 128 << 20
+	// DefaultLeaderBalanceInterval is how often a node takes back the
+	// leadership of the partitions it is the preferred replica of.
+	DefaultLeaderBalanceInterval = 10 * time.Second
 )
 
 // Config is a node's log configuration.
@@ -39,6 +42,11 @@ type Config struct {
 	// directory's file system has less free space than this, so the Raft
 	// apply path never meets a full disk. Default 128 MiB; -1 disables.
 	MinFreeBytes int64 `yaml:"min_free_bytes"`
+	// LeaderBalanceInterval is how often this node takes back, where its
+	// replica is caught up, the leadership of the partitions it is the
+	// preferred (first) replica of (balance.go). Default 10 s; -1 never
+	// (requests by ElectLeaders still are).
+	LeaderBalanceInterval time.Duration `yaml:"leader_balance_interval"`
 	// Logger receives lifecycle events. Default slog.Default().
 	Logger *slog.Logger `yaml:"-"`
 }
@@ -59,6 +67,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MinFreeBytes == 0 {
 		c.MinFreeBytes = DefaultMinFreeBytes
+	}
+	if c.LeaderBalanceInterval == 0 {
+		c.LeaderBalanceInterval = DefaultLeaderBalanceInterval
 	}
 	c.Raft.NodeID, c.Raft.RaftAddr = c.NodeID, c.RaftAddr
 	c.Raft.Dir = filepath.Join(c.DataDir, "raft")

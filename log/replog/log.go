@@ -98,9 +98,10 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if err := l.reconcile(); err != nil {
 		l.logger.Warn("starting partition replicas", "err", err)
 	}
-	l.wg.Add(2)
+	l.wg.Add(3)
 	go l.watch()
 	go l.retain()
+	go l.balanceLoop()
 	return l, nil
 }
 
