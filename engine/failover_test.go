@@ -27,7 +27,8 @@ import (
 // while the cluster is hurt: the leader of each partition is killed with
 // SIGKILL in turn and restarted, a leader is paused with SIGSTOP for
 // longer than the election timeout, and every node is killed at once and
-// restarted. Afterwards every acknowledged record is on every replica
+// restarted; leadership then goes back to the preferred replicas by
+// itself. Afterwards every acknowledged record is on every replica
 // exactly once, in the order produced, the replicas' segment files are
 // byte-identical, and the group offsets committed before the faults are
 // still there.
@@ -109,6 +110,26 @@ func TestClusterFailover(t *testing.T) {
 	}
 	p.waitProgress(t, "after every node restarted", 300)
 	checkOffsets("after every node restarted")
+
+	// Leadership goes back to the preferred replicas by itself, one
+	// partition per node, while producing goes on.
+	began := time.Now()
+	require.Eventually(t, func() bool {
+		md, err := adm.Metadata(ctxT(t, 5*time.Second), topic)
+		if err != nil {
+			return false
+		}
+		leaders := map[int32]bool{}
+		for _, pd := range md.Topics[topic].Partitions {
+			if len(pd.Replicas) == 0 || pd.Leader != pd.Replicas[0] {
+				return false
+			}
+			leaders[pd.Leader] = true
+		}
+		return len(leaders) == partitions
+	}, time.Minute, 200*time.Millisecond, "leaders back on their preferred replicas")
+	t.Logf("leaders back on their preferred replicas %v after the restart's progress", time.Since(began).Round(time.Millisecond))
+	p.waitProgress(t, "after the leaders moved back", 300)
 
 	acked, stall := p.finish(t)
 	for _, nd := range c.Nodes {
