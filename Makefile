@@ -9,13 +9,16 @@ STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.7.0
 CORE_PKGS  = ./log/... ./connectors/... ./transforms/... ./pipelines/...
 OTHER_PKGS = $(shell $(GO) list ./... | grep -v -e '/log/' -e '/connectors' -e '/transforms' -e '/pipelines')
 
-.PHONY: build run test test-integration bench bench-storage bench-replication bench-kafka bench-pipelines fuzz lint fmt clean
+.PHONY: build run cluster test test-integration bench bench-storage bench-replication bench-kafka bench-pipelines fuzz lint fmt clean
 
 build: ## build bin/samsa
 	$(GO) build -o $(BIN) ./cmd/samsa
 
 run: build ## the main job on the embedded default: one node (./data) running the quickstart pipeline
 	./$(BIN) run examples/quickstart/pipeline.yaml --data-dir ./data
+
+cluster: build ## a local three-node cluster (Kafka on 127.0.0.1:9092-9094, data under ./data/cluster)
+	./$(BIN) dev cluster --nodes 3 --data-dir ./data/cluster
 
 test: ## unit and in-process tests; race detector on the core packages
 	$(GO) test -race -count=1 -timeout 15m $(CORE_PKGS)

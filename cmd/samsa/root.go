@@ -47,7 +47,7 @@ func newRoot() *cobra.Command {
 		return usageError{errors.New(msg)}
 	}
 	root.RunE = func(cmd *cobra.Command, args []string) error { return cmd.Help() }
-	root.AddCommand(newServe(), newRun())
+	root.AddCommand(newServe(), newRun(), newDev())
 	g := addGlobals(root)
 	root.AddCommand(newTopics(g), newProduce(g), newConsume(g), newGroups(g), newCluster(g), newBench(g), newPipelines(g))
 	return root
