@@ -47,8 +47,8 @@ data directory under --data-dir, as peers of one another. Node i serves Kafka on
 127.0.0.1 port --kafka-port+i-1 (9092, 9093, 9094, ...), Raft on --raft-port+i-1
 (19092, ...) and metrics on --http-port+i-1 (9644, ...). Their logs are printed prefixed with the
 node. Ctrl-C stops them all gracefully; starting again on the same folder brings
-the same cluster back. A node can be stopped and started by hand with the serve
-command this prints, to watch leaders move.`,
+the same cluster back. A node that is killed (to watch leaders move) leaves the
+others running, and its serve command line is printed to start it again by hand.`,
 		Example: `  samsa dev cluster                      # three nodes, data in ./data/cluster
   export SAMSA_BROKERS=127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094
   samsa topics create plays --partitions 3 --replication-factor 3`,
@@ -104,7 +104,6 @@ func (f *devClusterFlags) run(cmd *cobra.Command) error {
 	var mu sync.Mutex
 	var failed []error
 	procs := make([]*exec.Cmd, len(nodes))
-	exited := make(chan struct{}, len(nodes))
 	for i, n := range nodes {
 		c := exec.Command(self, n.args...)
 		pw := prefixLines(out, fmt.Sprintf("[node %d] ", n.id))
@@ -123,18 +122,20 @@ func (f *devClusterFlags) run(cmd *cobra.Command) error {
 			defer wg.Done()
 			err := c.Wait()
 			pw.Close()
-			if ctx.Err() == nil { // not asked to stop
+			if ctx.Err() == nil { // not asked to stop: say so, the others go on
+				fmt.Fprintf(out, "node %d exited (%s); the other nodes go on. Start it again with:\n  samsa %s\n", n.id, exitText(err), strings.Join(n.args, " "))
 				mu.Lock()
 				failed = append(failed, fmt.Errorf("node %d exited: %s", n.id, exitText(err)))
 				mu.Unlock()
 			}
-			exited <- struct{}{}
 		}()
 	}
+	allDone := make(chan struct{})
+	go func() { wg.Wait(); close(allDone) }()
 	select {
 	case <-ctx.Done():
 		fmt.Fprintln(out, "stopping the cluster")
-	case <-exited:
+	case <-allDone:
 	}
 	stop()
 	kill := stopAll(procs)
