@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,8 +83,19 @@ stored), a restart reads again only the rows up to the last one read, and the st
 rest. The one case where a change can reach the topic twice: a row
 among the last rows read before a crash (at most 2 × `+"`max_in_flight`"+` × `+"`batch_size`"+`), not
 stored before it and changed before the restart, is read again with the change in it, and the
-change is streamed as well. Tables added to `+"`tables`"+` once the snapshot has begun are streamed,
-not snapshotted; a TRUNCATE while a restarted snapshot catches up is not reconciled with its reads.
+change is streamed as well.
+
+**Tables added or removed.** A table added to `+"`tables`"+` while the snapshot is still read is read by
+it; one added later is added to the publication and its rows are read (as `+"`read`"+` events, under
+the source id `+"`<source_id>#late`"+`) at a pause of the stream, which then goes on: each row once, its
+changes after its read. A table removed from `+"`tables`"+` is no longer emitted (it stays in the
+publication); added again, it is read again.
+
+**Truncates.** A TRUNCATE is one `+"`truncate`"+` event per table, in stream order, keyed by the table's
+name as a JSON string. The snapshot's reads of a table come before its truncates; when a restarted
+snapshot read part of a table after a truncate, the truncate is still emitted after every read and
+the table's later changes are all streamed, so replaying the events gives the table (its rows
+inserted after the truncate then come as reads and again as inserts).
 
 **Tables.** A table without a primary key or replica identity is refused: once published, PostgreSQL
 would reject its UPDATEs and DELETEs (give it a key, or `+"`REPLICA IDENTITY FULL`"+` and `+"`snapshot: false`"+`).
@@ -194,6 +207,13 @@ output:
 // rows up to Issued, in a transaction that is no segment; rows above it
 // were seen by no segment, and the stream brings them.
 //
+// A truncate (cdcDecoder.truncateSeen) counts every read of its table as
+// before it, where the reads of a segment that saw it are after it: it is
+// dropped if every segment of the table saw it, and otherwise emitted,
+// after which the table's changes are no longer checked. Tables added
+// later (postgres_cdc_late.go) are read by segments of their own at a
+// pause of the stream.
+//
 // Once the server's oldest running transaction is past every segment's
 // snapshot, the WAL position of that moment (RetireAt) bounds the
 // transactions a segment may have seen; changes beyond it are not checked,
@@ -204,6 +224,7 @@ type pgcdcInput struct {
 	logger      *slog.Logger
 	sourceID    string
 	srcMeta     any
+	lateMeta    any // the source id of late tables' reads (cdcLateSource)
 	ckKey       string
 	dsn         string
 	tableNames  []string
@@ -224,6 +245,17 @@ type pgcdcInput struct {
 	str     *cdcStreamer
 	held    []cdcHeldPage // snapshot pages read, to emit in order
 	heldOK  bool          // the checkpoint with held's last position as issued is stored
+	lateRd  *cdcSnapReader
+	// pubHorizon: every transaction that may have changed a table before
+	// the publication had it is below it (the next transaction id after
+	// the last Connect ensured the publication).
+	pubHorizon uint64
+	paused     bool // the stream is at its pause: the late tables are read first
+	lateTbl    int  // the late tables' progress, carried by stream marks
+	lateKey    []string
+	// pauseLSN is the resume point of the stream's last item before the
+	// pause.
+	pauseLSN pglogrepl.LSN
 
 	wake   chan struct{} // a batch failed
 	acked  chan struct{} // a batch was acknowledged
@@ -318,6 +350,7 @@ func newPostgresCDCInput(conf *service.ParsedConfig, deps Deps) (*pgcdcInput, er
 	}
 	in.gens.onKill = in.killed
 	in.srcMeta = in.sourceID
+	in.lateMeta = cdcLateSource(in.sourceID)
 	in.ckKey = "source/" + in.sourceID
 	in.logger = deps.Logger.With("input", PostgresCDCInputName, "source", in.sourceID)
 	in.ctx, in.cancel = context.WithCancel(context.Background())
@@ -366,6 +399,16 @@ func (in *pgcdcInput) Connect(ctx context.Context) error {
 	if err := cdcEnsurePublication(ctx, conn, in.pub, tables); err != nil {
 		return err
 	}
+	// A transaction running now may have changed a table just added to
+	// the publication before it was: its changes are not streamed, so a
+	// late table's reads wait for it (see openLate).
+	horizon, err := cdcQuery(ctx, conn, `SELECT txid_snapshot_xmax(txid_current_snapshot())::text`)
+	if err != nil || len(horizon) != 1 {
+		return fmt.Errorf("reading the transaction horizon: %w", err)
+	}
+	if in.pubHorizon, err = strconv.ParseUint(string(horizon[0][0]), 10, 64); err != nil {
+		return fmt.Errorf("reading the transaction horizon: %w", err)
+	}
 	slotLSN, export, err := cdcEnsureSlot(ctx, conn, in.dsn, in.slot)
 	if err != nil {
 		return err
@@ -380,6 +423,7 @@ func (in *pgcdcInput) Connect(ctx context.Context) error {
 			return err
 		}
 	}
+	in.reconcile(tables)
 	in.tables, in.slotLSN = tables, slotLSN
 	if err := in.establish(ctx, export); err != nil {
 		return err
@@ -389,6 +433,7 @@ func (in *pgcdcInput) Connect(ctx context.Context) error {
 		in.mu.Unlock()
 		in.stopStream()
 		in.closeSnapshot()
+		in.closeLate()
 		return service.ErrEndOfInput
 	}
 	in.mu.connected = true
@@ -463,7 +508,7 @@ func (in *pgcdcInput) establish(ctx context.Context, export *cdcExport) error {
 	in.mu.Unlock()
 	if mark.Stream {
 		in.closeSnapshot()
-		return in.startStream(ctx, max(pglogrepl.LSN(mark.LSN), in.slotLSN))
+		return in.startStream(ctx, max(pglogrepl.LSN(mark.LSN), in.slotLSN), mark)
 	}
 	if !in.snapRd.alive() {
 		in.closeSnapshot()
@@ -477,7 +522,7 @@ func (in *pgcdcInput) establish(ctx context.Context, export *cdcExport) error {
 			// The snapshot was read to its end before: this transaction
 			// reads again up to Issued only, rows the segments' changes are
 			// checked against already (see cdcSnapState.Read).
-			r.limited, r.upTo = true, slices.Clone(in.mu.snap.Issued)
+			r.limited, r.upTo, r.limitEnd = true, slices.Clone(in.mu.snap.Issued), math.MaxInt
 		} else {
 			// The segment is stored before any of its rows is emitted:
 			// after a crash, changes are filtered by the transaction that
@@ -495,15 +540,30 @@ func (in *pgcdcInput) establish(ctx context.Context, export *cdcExport) error {
 	return in.snapRd.seek(ctx, mark.Table, mark.Key)
 }
 
-// startStream starts streaming at start.
-func (in *pgcdcInput) startStream(ctx context.Context, start pglogrepl.LSN) error {
+// startStream starts streaming at start, mark being the acknowledged
+// mark there: if late tables remain to be read from it, the stream pauses
+// for them.
+func (in *pgcdcInput) startStream(ctx context.Context, start pglogrepl.LSN, mark cdcMark) error {
+	in.paused, in.lateTbl, in.lateKey = false, mark.Table, mark.Key
+	in.mu.Lock()
+	pending := in.mu.snap.latePending(mark)
+	in.mu.Unlock()
+	var pause *cdcPause
+	if pending {
+		var err error
+		if pause, err = in.openLate(ctx, mark); err != nil {
+			return err
+		}
+	} else {
+		in.closeLate()
+	}
 	in.mu.Lock()
 	snap := in.mu.snap.clone()
 	in.mu.Unlock()
 	s, err := startCDCStream(ctx, in.ctx, cdcStreamConfig{
 		dsn: in.dsn, slot: in.slot, pub: in.pub, start: start, interval: in.statusEvery,
 		buffer: 2 * in.batchSize, tables: in.tables, snap: snap, retireAt: &in.retireAt,
-		srcMeta: in.srcMeta, flushed: in.flushed, logger: in.logger,
+		srcMeta: in.srcMeta, flushed: in.flushed, logger: in.logger, pause: pause,
 	})
 	if err != nil {
 		return err
@@ -534,6 +594,13 @@ func (in *pgcdcInput) closeSnapshot() {
 	if in.snapRd != nil {
 		in.snapRd.close()
 		in.snapRd = nil
+	}
+}
+
+func (in *pgcdcInput) closeLate() {
+	if in.lateRd != nil {
+		in.lateRd.close()
+		in.lateRd = nil
 	}
 }
 
@@ -569,6 +636,8 @@ func (in *pgcdcInput) ReadBatch(ctx context.Context) (service.MessageBatch, serv
 		switch {
 		case len(in.held) > 0:
 			msgs, ack, err = in.emitHeld(ctx)
+		case in.str != nil && in.paused && in.lateRd != nil:
+			msgs, ack, err = in.readLate(ctx)
 		case in.str != nil:
 			msgs, ack, err = in.readStream(ctx)
 		case in.snapRd != nil:
@@ -611,6 +680,7 @@ func (in *pgcdcInput) Close(ctx context.Context) error {
 		in.readMu.Lock()
 		in.stopStream()
 		in.closeSnapshot()
+		in.closeLate()
 		in.readMu.Unlock()
 		in.mu.Lock()
 		connected := in.mu.looping

@@ -86,11 +86,18 @@ func (in *pgcdcInput) rewindIfFailed(ctx context.Context) error {
 	}
 	in.logger.Warn("going back to the acknowledged position", "position", acked.String(), "after", max(wait, minRewindWait), "err", why)
 	in.stopStream()
-	in.held, in.heldOK = nil, false
+	in.held, in.heldOK, in.paused = nil, false, false
 	if in.snapRd != nil {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		if err := in.snapRd.closeCursor(cctx); err != nil {
 			in.closeSnapshot()
+		}
+		cancel()
+	}
+	if in.lateRd != nil {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := in.lateRd.closeCursor(cctx); err != nil {
+			in.closeLate()
 		}
 		cancel()
 	}
@@ -144,14 +151,16 @@ func (in *pgcdcInput) retire(ctx context.Context) {
 		}
 	}
 	in.mu.Unlock()
-	if snap == nil || !acked.Stream {
+	if snap == nil || !acked.Stream || xmax == 0 {
 		return
 	}
 	if retireAt != 0 {
-		if pglogrepl.LSN(acked.LSN) >= retireAt {
+		if pglogrepl.LSN(acked.LSN) >= retireAt && !snap.latePending(acked) {
+			// The tables and the positions issued stay: tables added
+			// later are read after them (see cdcSnapState.Late).
 			in.mu.Lock()
 			if in.mu.snap == snap {
-				in.mu.snap = nil
+				snap.Segments, snap.Truncated, snap.RetireAt = nil, nil, 0
 			}
 			in.mu.Unlock()
 			in.logger.Debug("snapshot's transactions past; changes no longer checked against it")

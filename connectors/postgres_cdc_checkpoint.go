@@ -42,6 +42,12 @@ func cdcSnapshotPos(dst []byte, table int, orders []cdcOrder, keys [][]byte) ([]
 	return dst, nil
 }
 
+// cdcSnapshotPosPrefix is the position every row of table is above, and
+// every row of the tables before it below.
+func cdcSnapshotPosPrefix(table int) []byte {
+	return binary.BigEndian.AppendUint32([]byte{cdcPhaseSnapshot}, uint32(table))
+}
+
 // cdcStreamPos appends the position of a streamed change.
 func cdcStreamPos(dst []byte, commit pglogrepl.LSN, index uint32) []byte {
 	dst = append(dst, cdcPhaseStream)
@@ -66,6 +72,9 @@ type cdcMark struct {
 	// Stream: the snapshot is over (or off) and changes are streamed.
 	Stream bool `json:"stream"`
 	// Table is the index, in the snapshot's list, of the table read next.
+	// While streaming, with late tables (cdcSnapState.Late), Table and Key
+	// are the progress of the late reads, inserted in the stream after
+	// LSN: Table below the number of tables means some are still to read.
 	Table int `json:"table,omitempty"`
 	// Key holds the text forms of the primary key of the last row read
 	// of Table; none: Table is read from its start.
@@ -161,19 +170,75 @@ type cdcSnapState struct {
 	// segment saw commits: from there on changes are not filtered, and
 	// once the acknowledged mark passes it the segments are forgotten.
 	RetireAt cdcLSN `json:"retire_at,omitempty"`
+	// Late, if not 0, is the index of the first late table: one added to
+	// tables once the snapshot was read (or the stream may have stored
+	// changes). Late tables are read at a pause of the stream, under
+	// their own source id (cdcLateSource), so that their positions are
+	// not below the stream's; the acknowledged mark's Table and Key are
+	// their progress.
+	Late int `json:"late,omitempty"`
+	// LateDone: the late tables before it were read to their end, and
+	// this was stored before the stream went on past them; a restart
+	// reads those again only up to Issued, as Read does for the others.
+	LateDone int `json:"late_done,omitempty"`
+	// Off are the tables of Tables removed from tables since: their
+	// changes are not emitted, and a table added again is read again, at
+	// a new index.
+	Off []string `json:"off,omitempty"`
+	// Truncated are the truncates emitted while segments filtered: from
+	// each on, its table's changes are no longer checked against the
+	// segments (see cdcDecoder.truncate).
+	Truncated []cdcTruncated `json:"truncated,omitempty"`
 }
 
-// segment returns the segment holding snapshot position pos.
+// cdcTruncated is a truncate of the snapshot's table Table, committed at
+// commit LSN At.
+type cdcTruncated struct {
+	Table int    `json:"table"`
+	At    cdcLSN `json:"at"`
+}
+
+// captured returns the names of the tables read or being read, those
+// removed since left out.
+func (s *cdcSnapState) captured() map[string]bool {
+	m := map[string]bool{}
+	for _, t := range s.Tables {
+		m[t] = true
+	}
+	for _, t := range s.Off {
+		delete(m, t)
+	}
+	return m
+}
+
+// index returns the index at which table name is read (its last), -1 if
+// none.
+func (s *cdcSnapState) index(name string) int {
+	for i := len(s.Tables) - 1; i >= 0; i-- {
+		if s.Tables[i] == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// latePending reports whether late tables remain to be read at mark.
+func (s *cdcSnapState) latePending(mark cdcMark) bool {
+	return s != nil && s.Late > 0 && mark.Stream && mark.Table < len(s.Tables)
+}
+
+// filtering reports whether changes may still be checked against segments.
+func (s *cdcSnapState) filtering() bool { return s != nil && len(s.Segments) > 0 }
+
+// segment returns the segment holding snapshot position pos, nil if none
+// does (the segments of rows read before were forgotten).
 func (s *cdcSnapState) segment(pos []byte) *cdcSegment {
-	for i := len(s.Segments) - 1; i > 0; i-- {
+	for i := len(s.Segments) - 1; i >= 0; i-- {
 		if string(s.Segments[i].Start) < string(pos) {
 			return &s.Segments[i]
 		}
 	}
-	if len(s.Segments) == 0 {
-		return nil
-	}
-	return &s.Segments[0]
+	return nil
 }
 
 func (s *cdcSnapState) clone() *cdcSnapState {
@@ -184,6 +249,8 @@ func (s *cdcSnapState) clone() *cdcSnapState {
 	c.Tables = slices.Clone(s.Tables)
 	c.Issued = slices.Clone(s.Issued)
 	c.Segments = slices.Clone(s.Segments)
+	c.Off = slices.Clone(s.Off)
+	c.Truncated = slices.Clone(s.Truncated)
 	return &c
 }
 

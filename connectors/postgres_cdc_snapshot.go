@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,10 +28,15 @@ type cdcSnapReader struct {
 	at     time.Time     // the transaction's now()
 	broken bool          // a statement failed: the transaction is unusable
 
-	// limited: only rows at or below upTo are read (the snapshot was read
-	// to its end before, see cdcSnapState.Read).
-	limited bool
-	upTo    []byte
+	// limited: only rows at or below upTo are read of the tables before
+	// limitEnd (they were read to their end before, see cdcSnapState.Read
+	// and LateDone).
+	limited  bool
+	upTo     []byte
+	limitEnd int
+	// until is the WAL insert position right after the snapshot was taken
+	// (see cdcPause).
+	until pglogrepl.LSN
 
 	table  int       // the table read, as an index in the snapshot's list
 	after  []string  // the key after which it is read; nil: from its start
@@ -58,7 +64,7 @@ func openCDCSnapshot(ctx context.Context, dsn string, export *cdcExport) (*cdcSn
 		conn.Close(context.Background())
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
-	rows, err := cdcQuery(ctx, conn, `SELECT txid_current_snapshot()::text, (extract(epoch from now()) * 1000000)::int8, pg_current_wal_lsn()::text`)
+	rows, err := cdcQuery(ctx, conn, `SELECT txid_current_snapshot()::text, (extract(epoch from now()) * 1000000)::int8, pg_current_wal_lsn()::text, pg_current_wal_insert_lsn()::text`)
 	if err == nil && len(rows) != 1 {
 		err = fmt.Errorf("no snapshot")
 	}
@@ -69,6 +75,9 @@ func openCDCSnapshot(ctx context.Context, dsn string, export *cdcExport) (*cdcSn
 		var us int64
 		us, err = strconv.ParseInt(string(rows[0][1]), 10, 64)
 		r.at = time.UnixMicro(us).UTC()
+	}
+	if err == nil {
+		r.until, err = pglogrepl.ParseLSN(string(rows[0][3]))
 	}
 	switch {
 	case err == nil && export != nil:
@@ -258,34 +267,44 @@ func (r *cdcSnapReader) page(t *cdcTable, rows [][][]byte, srcMeta any) (service
 // readSnapshot reads the next snapshot page, or moves to the next table, or
 // from the last table to the stream.
 func (in *pgcdcInput) readSnapshot(ctx context.Context) (service.MessageBatch, service.AckFunc, error) {
-	r := in.snapRd
+	return in.readPages(ctx, in.snapRd, false)
+}
+
+// readLate reads the next page of the late tables, at the stream's pause,
+// or ends the pause after the last.
+func (in *pgcdcInput) readLate(ctx context.Context) (service.MessageBatch, service.AckFunc, error) {
+	return in.readPages(ctx, in.lateRd, true)
+}
+
+// pageMark is the mark after the rows read up to key (nil: none) of
+// table: of the snapshot, or of the late tables at the stream's pause.
+func (in *pgcdcInput) pageMark(late bool, table int, key []string) cdcMark {
+	if late {
+		return cdcMark{Stream: true, LSN: cdcLSN(in.pauseLSN), Table: table, Key: key}
+	}
+	return cdcMark{Table: table, Key: key}
+}
+
+// readPages reads the next page of r: the snapshot's, or (late) the late
+// tables'.
+func (in *pgcdcInput) readPages(ctx context.Context, r *cdcSnapReader, late bool) (service.MessageBatch, service.AckFunc, error) {
 	in.mu.Lock()
 	tables := in.mu.snap.Tables
+	end := len(tables)
+	if !late && in.mu.snap.Late > 0 {
+		end = in.mu.snap.Late
+	}
 	in.mu.Unlock()
-	if r.table >= len(tables) {
-		// Before any change is streamed, the checkpoint says the snapshot
-		// was read to its end: a restart must not read rows the stream
-		// brings (see cdcSnapState.Read).
-		in.mu.Lock()
-		in.mu.snap.Read = true
-		in.mu.Unlock()
-		if err := in.storeCheckpoint(ctx); err != nil {
-			in.logger.Warn("the stream waits for the snapshot's last checkpoint", "err", err)
-			if err := pause(ctx, minRewindWait, nil, nil); err != nil {
-				return nil, nil, err
-			}
-			return nil, nil, errCDCRetry
+	if r.table >= end {
+		if late {
+			return in.endLate(ctx)
 		}
-		if _, _, ok := in.issue(cdcMark{Stream: true}, true); !ok {
-			return nil, nil, errCDCRetry
-		}
-		in.logger.Info("snapshot read; streaming changes")
-		if err := in.startStream(ctx, in.slotLSN); err != nil {
-			return nil, nil, err
-		}
-		return nil, nil, errCDCRetry
+		return in.endSnapshot(ctx)
 	}
 	t := in.table(tables[r.table])
+	if t != nil && slices.Index(tables[r.table+1:], tables[r.table]) >= 0 {
+		t = nil // removed and added again: read at its last index
+	}
 	var rows [][][]byte
 	if t != nil {
 		// max_in_flight pages at a time, under one checkpoint write.
@@ -294,9 +313,9 @@ func (in *pgcdcInput) readSnapshot(ctx context.Context) (service.MessageBatch, s
 			return nil, nil, err
 		}
 	} else {
-		in.logger.Warn("a table of the snapshot is no longer in tables; skipping it", "table", tables[r.table])
+		in.logger.Debug("a table of the snapshot is no longer in tables; skipping it", "table", tables[r.table])
 	}
-	if r.limited && t != nil {
+	if r.limited && t != nil && r.table < r.limitEnd {
 		var past bool
 		var err error
 		if rows, past, err = r.below(t, rows); err != nil {
@@ -304,7 +323,7 @@ func (in *pgcdcInput) readSnapshot(ctx context.Context) (service.MessageBatch, s
 		}
 		if len(rows) == 0 && past {
 			// The rest is above upTo: the stream brings it.
-			if err := r.seek(ctx, len(tables), nil); err != nil {
+			if err := r.seek(ctx, max(r.limitEnd, r.table+1), nil); err != nil {
 				return nil, nil, err
 			}
 			return nil, nil, errCDCRetry
@@ -314,7 +333,7 @@ func (in *pgcdcInput) readSnapshot(ctx context.Context) (service.MessageBatch, s
 		if err := r.seek(ctx, r.table+1, nil); err != nil {
 			return nil, nil, err
 		}
-		if _, _, ok := in.issue(cdcMark{Table: r.table}, true); !ok {
+		if _, _, ok := in.issue(in.pageMark(late, r.table, nil), true); !ok {
 			return nil, nil, errCDCRetry
 		}
 		return nil, nil, errCDCRetry
@@ -332,20 +351,75 @@ func (in *pgcdcInput) readSnapshot(ctx context.Context) (service.MessageBatch, s
 	in.mu.Unlock()
 	stored := make(chan error, 1)
 	go func() { stored <- in.storeCheckpoint(ctx) }()
+	src := in.srcMeta
+	if late {
+		src = in.lateMeta
+	}
 	for len(rows) > 0 {
 		page := rows[:min(len(rows), in.batchSize)]
 		rows = rows[len(page):]
-		msgs, last, err := r.page(t, page, in.srcMeta)
+		msgs, last, err := r.page(t, page, src)
 		if err != nil {
 			<-stored
 			in.held = nil
 			return nil, nil, err
 		}
 		r.after = last
-		in.held = append(in.held, cdcHeldPage{msgs: msgs, end: cdcMark{Table: r.table, Key: last}})
+		in.held = append(in.held, cdcHeldPage{msgs: msgs, end: in.pageMark(late, r.table, last)})
 	}
 	in.heldOK = <-stored == nil
 	return in.emitHeld(ctx)
+}
+
+// endSnapshot moves from the snapshot's last table to the stream.
+func (in *pgcdcInput) endSnapshot(ctx context.Context) (service.MessageBatch, service.AckFunc, error) {
+	// Before any change is streamed, the checkpoint says the snapshot
+	// was read to its end: a restart must not read rows the stream
+	// brings (see cdcSnapState.Read).
+	in.mu.Lock()
+	in.mu.snap.Read = true
+	late := in.mu.snap.Late
+	in.mu.Unlock()
+	if err := in.storeCheckpoint(ctx); err != nil {
+		in.logger.Warn("the stream waits for the snapshot's last checkpoint", "err", err)
+		if err := pause(ctx, minRewindWait, nil, nil); err != nil {
+			return nil, nil, err
+		}
+		return nil, nil, errCDCRetry
+	}
+	mark := cdcMark{Stream: true, Table: late}
+	if _, _, ok := in.issue(mark, true); !ok {
+		return nil, nil, errCDCRetry
+	}
+	in.logger.Info("snapshot read; streaming changes")
+	if err := in.startStream(ctx, in.slotLSN, mark); err != nil {
+		return nil, nil, err
+	}
+	return nil, nil, errCDCRetry
+}
+
+// endLate ends the stream's pause once the late tables are read.
+func (in *pgcdcInput) endLate(ctx context.Context) (service.MessageBatch, service.AckFunc, error) {
+	// Before the stream goes on, the checkpoint says the late tables were
+	// read to their end (see cdcSnapState.LateDone).
+	in.mu.Lock()
+	n := len(in.mu.snap.Tables)
+	in.mu.snap.LateDone = n
+	in.mu.Unlock()
+	if err := in.storeCheckpoint(ctx); err != nil {
+		in.logger.Warn("the stream waits for the late tables' last checkpoint", "err", err)
+		if err := pause(ctx, minRewindWait, nil, nil); err != nil {
+			return nil, nil, err
+		}
+		return nil, nil, errCDCRetry
+	}
+	if _, _, ok := in.issue(cdcMark{Stream: true, LSN: cdcLSN(in.pauseLSN), Table: n}, true); !ok {
+		return nil, nil, errCDCRetry
+	}
+	in.logger.Info("late tables read; streaming on")
+	in.closeLate()
+	in.paused, in.lateTbl, in.lateKey = false, n, nil
+	return nil, nil, errCDCRetry
 }
 
 // emitHeld emits the next page read, once the checkpoint with the last

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,26 @@ import (
 type cdcItem struct {
 	msg    *service.Message // nil: no record
 	resume pglogrepl.LSN    // streaming again from here emits what follows this item
+	// pause: the late tables are read here, before anything that follows
+	// (see cdcPause).
+	pause bool
+	// trunc: msg is a truncate after which its table's changes are no
+	// longer checked against the snapshot's segments.
+	trunc *cdcTruncated
+}
+
+// cdcPause is where the stream pauses for the late tables' reads: before
+// the first transaction that the reading transaction's snapshot did not
+// see. Every change streamed before it was seen, so the reads hold it
+// (and their rows' changes are dropped); every change after it comes
+// after the reads. Until is the WAL insert position taken after that
+// snapshot: a transaction that commits at or past it, or a keepalive
+// past it, is a pause point as well, so that the reads are not held back
+// when no change comes. Anything a former run emitted committed long
+// before the snapshot was taken, so the pause is after it.
+type cdcPause struct {
+	snap  cdcTxSnapshot
+	until pglogrepl.LSN
 }
 
 // cdcStreamer owns one replication session: it receives pgoutput messages,
@@ -47,6 +68,7 @@ type cdcStreamConfig struct {
 	buffer         int
 	tables         []*cdcTable
 	snap           *cdcSnapState // a copy; nil: no snapshot filtering
+	pause          *cdcPause     // nil: no late tables to read
 	retireAt       *atomic.Uint64
 	srcMeta        any
 	flushed        func() pglogrepl.LSN
@@ -72,14 +94,14 @@ func startCDCStream(ctx, parent context.Context, c cdcStreamConfig) (*cdcStreame
 	s := &cdcStreamer{conn: conn, items: make(chan cdcItem, c.buffer), done: make(chan struct{}),
 		start: c.start, interval: c.interval, flushed: c.flushed, logger: c.logger}
 	s.dec = cdcDecoder{vals: newCDCValues(), rels: map[uint32]*cdcRelation{}, tables: map[string]*cdcTable{},
-		snap: c.snap, retireAt: c.retireAt, srcMeta: c.srcMeta, lastEnd: c.start}
+		snap: c.snap, retireAt: c.retireAt, srcMeta: c.srcMeta, lastEnd: c.start, pause: c.pause}
 	for _, t := range c.tables {
 		s.dec.tables[t.name] = t
 	}
 	if c.snap != nil {
 		s.dec.snapIdx = map[string]int{}
 		for i, name := range c.snap.Tables {
-			s.dec.snapIdx[name] = i
+			s.dec.snapIdx[name] = i // a table added again is read at its last index
 		}
 	}
 	var sctx context.Context
@@ -142,11 +164,9 @@ func (s *cdcStreamer) run(ctx context.Context) {
 				if k.ReplyRequested {
 					next = time.Time{}
 				}
-				if it, ok := s.dec.keepalive(k.ServerWALEnd); ok {
-					if err := s.send(ctx, it, &next); err != nil {
-						s.err = err
-						return
-					}
+				if err := s.dec.keepalive(k.ServerWALEnd, func(it cdcItem) error { return s.send(ctx, it, &next) }); err != nil {
+					s.err = err
+					return
 				}
 			case pglogrepl.XLogDataByteID:
 				x, err := pglogrepl.ParseXLogData(m.Data[1:])
@@ -229,6 +249,7 @@ type cdcDecoder struct {
 	snapIdx  map[string]int
 	retireAt *atomic.Uint64
 	srcMeta  any
+	pause    *cdcPause // nil once the pause is sent
 
 	inTx       bool
 	xid        uint32
@@ -240,14 +261,23 @@ type cdcDecoder struct {
 	buf        []byte
 }
 
-// keepalive returns an item moving the resume point to the server's WAL
+// keepalive emits an item moving the resume point to the server's WAL
 // end, when no transaction is open: everything before it was sent.
-func (d *cdcDecoder) keepalive(walEnd pglogrepl.LSN) (cdcItem, bool) {
-	if d.inTx || walEnd <= d.lastEnd {
-		return cdcItem{}, false
+func (d *cdcDecoder) keepalive(walEnd pglogrepl.LSN, emit func(cdcItem) error) error {
+	if d.inTx {
+		return nil
+	}
+	if d.pause != nil && walEnd >= d.pause.until {
+		d.pause = nil
+		if err := emit(cdcItem{pause: true, resume: d.lastEnd}); err != nil {
+			return err
+		}
+	}
+	if walEnd <= d.lastEnd {
+		return nil
 	}
 	d.lastEnd = walEnd
-	return cdcItem{resume: walEnd}, true
+	return emit(cdcItem{resume: walEnd})
 }
 
 func (d *cdcDecoder) decode(walStart pglogrepl.LSN, data []byte, emit func(cdcItem) error) error {
@@ -259,9 +289,15 @@ func (d *cdcDecoder) decode(walStart pglogrepl.LSN, data []byte, emit func(cdcIt
 	case *pglogrepl.RelationMessage:
 		d.relation(m)
 	case *pglogrepl.BeginMessage:
+		if d.pause != nil && (m.FinalLSN >= d.pause.until || !d.pause.snap.sees(m.Xid)) {
+			d.pause = nil
+			if err := emit(cdcItem{pause: true, resume: d.lastEnd}); err != nil {
+				return err
+			}
+		}
 		d.inTx, d.xid, d.commit, d.commitTime, d.index = true, m.Xid, m.FinalLSN, m.CommitTime, 0
 		retire := pglogrepl.LSN(d.retireAt.Load())
-		d.filter = d.snap != nil && len(d.snap.Segments) > 0 && (retire == 0 || m.FinalLSN < retire)
+		d.filter = d.snap.filtering() && (retire == 0 || m.FinalLSN < retire)
 	case *pglogrepl.CommitMessage:
 		d.inTx = false
 		d.lastEnd = max(d.lastEnd, m.TransactionEndLSN)
@@ -273,6 +309,12 @@ func (d *cdcDecoder) decode(walStart pglogrepl.LSN, data []byte, emit func(cdcIt
 	case *pglogrepl.DeleteMessage:
 		return d.change(emit, "delete", walStart, m.RelationID, m.OldTuple, m.OldTupleType, nil)
 	case *pglogrepl.TruncateMessage:
+		for _, id := range m.RelationIDs {
+			if err := d.change(emit, "truncate", walStart, id, nil, 0, nil); err != nil {
+				return err
+			}
+		}
+	case *pglogrepl.TruncateMessageV2:
 		for _, id := range m.RelationIDs {
 			if err := d.change(emit, "truncate", walStart, id, nil, 0, nil); err != nil {
 				return err
@@ -331,8 +373,17 @@ func (d *cdcDecoder) change(emit func(cdcItem) error, op string, walStart pglogr
 	if !r.include || !d.inTx {
 		return nil
 	}
-	if d.filter && d.readBySnapshot(r, op, old, cur) {
-		return nil
+	var trunc *cdcTruncated
+	if d.filter && !d.truncated(r) {
+		if op == "truncate" && r.snapIdx >= 0 {
+			if d.truncateSeen(r) {
+				return nil
+			}
+			trunc = &cdcTruncated{Table: r.snapIdx, At: cdcLSN(d.commit)}
+			d.snap.Truncated = append(d.snap.Truncated, *trunc)
+		} else if d.readBySnapshot(r, old, cur) {
+			return nil
+		}
 	}
 	b := d.buf[:0]
 	b = append(b, `{"op":"`...)
@@ -379,10 +430,14 @@ func (d *cdcDecoder) change(emit func(cdcItem) error, op string, walStart pglogr
 	if op == "delete" {
 		keyTup = old
 	}
-	if key, ok := d.recordKey(r, keyTup); ok {
+	if op == "truncate" {
+		// Every row of the table: keyed by the table, so that its
+		// truncates keep their order.
+		m.MetaSetMut(MetaKey, string(cdcAppendString(nil, []byte(r.name))))
+	} else if key, ok := d.recordKey(r, keyTup); ok {
 		m.MetaSetMut(MetaKey, key)
 	}
-	return emit(cdcItem{msg: m, resume: d.lastEnd})
+	return emit(cdcItem{msg: m, resume: d.lastEnd, trunc: trunc})
 }
 
 func keyMask(n int, key []int) []bool {
@@ -445,21 +500,60 @@ func (d *cdcDecoder) recordKey(r *cdcRelation, t *pglogrepl.TupleData) (string, 
 	return string(append(b, '}')), true
 }
 
-// readBySnapshot reports whether the open transaction's change is in the
-// snapshot's reads already: the segment that read the row (each row, when
-// an update moves it to another key) saw the transaction. A truncate is
-// dropped only if every segment saw it.
-func (d *cdcDecoder) readBySnapshot(r *cdcRelation, op string, old, cur *pglogrepl.TupleData) bool {
+// truncated reports whether a truncate of r's table, emitted at or before
+// the open transaction, ended the checks of its changes.
+func (d *cdcDecoder) truncated(r *cdcRelation) bool {
+	for _, t := range d.snap.Truncated {
+		if t.Table == r.snapIdx && pglogrepl.LSN(t.At) <= d.commit {
+			return true
+		}
+	}
+	return false
+}
+
+// truncateSeen reports whether every segment that read rows of r's table
+// saw the open transaction, a truncate: the reads are all after it, the
+// rows it removed were never read, and it is dropped like any change the
+// reads hold.
+//
+// Otherwise the truncate is emitted in stream order, after every read of
+// the table: a consumer applies it to all of them, those read before it
+// (by a segment that did not see it: rows it removed) and those read
+// after it, by a later segment (rows inserted since, whose changes that
+// segment saw and would drop). So from the truncate on, the table's
+// changes are streamed without checks (cdcSnapState.Truncated, stored
+// before the acknowledged mark passes it): the rows inserted after it come
+// again as inserts. Nothing is lost and the consumer's table ends as
+// PostgreSQL's; a row read after the truncate is then doubled by its
+// insert.
+func (d *cdcDecoder) truncateSeen(r *cdcRelation) bool {
 	if r.snapIdx < 0 {
 		return false
 	}
-	if op == "truncate" {
-		for _, s := range d.snap.Segments {
-			if !s.Snap.sees(d.xid) {
-				return false
-			}
+	lo := cdcSnapshotPosPrefix(r.snapIdx)
+	hi := cdcSnapshotPosPrefix(r.snapIdx + 1)
+	for i, s := range d.snap.Segments {
+		// The segment holds the positions above its Start, up to the next
+		// one's Start.
+		if string(s.Start) >= string(hi) {
+			continue
 		}
-		return true
+		if i+1 < len(d.snap.Segments) && string(d.snap.Segments[i+1].Start) <= string(lo) {
+			continue
+		}
+		if !s.Snap.sees(d.xid) {
+			return false
+		}
+	}
+	return true
+}
+
+// readBySnapshot reports whether the open transaction's change is in the
+// snapshot's reads already: the segment that read the row (each row, when
+// an update moves it to another key) saw the transaction.
+func (d *cdcDecoder) readBySnapshot(r *cdcRelation, old, cur *pglogrepl.TupleData) bool {
+	if r.snapIdx < 0 {
+		return false
 	}
 	checked := false
 	for _, t := range []*pglogrepl.TupleData{old, cur} {
@@ -487,7 +581,9 @@ func (d *cdcDecoder) readBySnapshot(r *cdcRelation, op string, old, cur *pglogre
 }
 
 // readStream returns the changes the streamer has decoded, waiting for the
-// first; items that only move the resume point are issued done.
+// first; items that only move the resume point are issued done. At the
+// pause, it issues what came before and leaves the rest queued for after
+// the late tables' reads.
 func (in *pgcdcInput) readStream(ctx context.Context) (service.MessageBatch, service.AckFunc, error) {
 	s := in.str
 	var it cdcItem
@@ -504,24 +600,49 @@ func (in *pgcdcInput) readStream(ctx context.Context) (service.MessageBatch, ser
 	case <-ctx.Done():
 		return nil, nil, ctx.Err()
 	}
-	var msgs service.MessageBatch
-	end := it.resume
-	if it.msg != nil {
-		msgs = append(msgs, it.msg)
+	if it.pause {
+		in.paused, in.pauseLSN = true, it.resume
+		return nil, nil, errCDCRetry
 	}
+	var msgs service.MessageBatch
+	var truncs []cdcTruncated
+	add := func(it cdcItem) {
+		if it.msg != nil {
+			msgs = append(msgs, it.msg)
+		}
+		if it.trunc != nil {
+			truncs = append(truncs, *it.trunc)
+		}
+	}
+	end := it.resume
+	add(it)
 more:
 	for len(msgs) < in.batchSize {
 		select {
 		case it = <-s.items:
-			end = it.resume
-			if it.msg != nil {
-				msgs = append(msgs, it.msg)
+			if it.pause {
+				in.paused, in.pauseLSN = true, it.resume
+				break more
 			}
+			end = it.resume
+			add(it)
 		default:
 			break more
 		}
 	}
-	ack, tk, ok := in.issue(cdcMark{Stream: true, LSN: cdcLSN(end)}, len(msgs) == 0)
+	if len(truncs) > 0 {
+		// Stored with any mark past them (see cdcDecoder.truncateSeen).
+		in.mu.Lock()
+		if in.mu.snap != nil {
+			for _, t := range truncs {
+				if !slices.Contains(in.mu.snap.Truncated, t) {
+					in.mu.snap.Truncated = append(in.mu.snap.Truncated, t)
+				}
+			}
+		}
+		in.mu.Unlock()
+	}
+	ack, tk, ok := in.issue(cdcMark{Stream: true, LSN: cdcLSN(end), Table: in.lateTbl, Key: in.lateKey}, len(msgs) == 0)
 	if !ok {
 		return nil, nil, errCDCRetry
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -1316,4 +1317,193 @@ func TestPostgresCDCConnectErrorsIntegration(t *testing.T) {
 	var slots int
 	require.NoError(t, d.conn.QueryRow(ctxT(t, 5*time.Second), `SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1`, d.slot).Scan(&slots))
 	require.Zero(t, slots, "no slot for a source that never connected")
+}
+
+// cdcReplay applies a one-partition topic's events in order to an empty
+// table (by the "id" column) and returns its rows: id → v.
+func cdcReplay(t *testing.T, events []cdcEvent, table string) map[string]string {
+	t.Helper()
+	rows := map[string]string{}
+	for _, e := range events {
+		if e.Table != table {
+			continue
+		}
+		switch e.Op {
+		case "truncate":
+			clear(rows)
+		case "delete":
+			delete(rows, fmt.Sprint(e.Before["id"]))
+		default:
+			rows[fmt.Sprint(e.After["id"])] = fmt.Sprint(e.After["v"])
+		}
+	}
+	return rows
+}
+
+// cdcRows reads a table's rows: id → v.
+func (d *cdcDB) rows(table string) map[string]string {
+	d.t.Helper()
+	rs, err := d.conn.Query(ctxT(d.t, 10*time.Second), `SELECT id::text, v FROM `+table)
+	require.NoError(d.t, err)
+	out := map[string]string{}
+	for rs.Next() {
+		var id, v string
+		require.NoError(d.t, rs.Scan(&id, &v))
+		out[id] = v
+	}
+	require.NoError(d.t, rs.Err())
+	return out
+}
+
+// TestPostgresCDCTruncateDuringRestartedSnapshotIntegration: the node
+// crashes in the middle of the snapshot; while it is down the table is
+// truncated and rows are inserted, some above the rows read (which the
+// restarted snapshot's new segment reads) and one among them. The
+// truncate is emitted in stream order, after every read, and the rows
+// inserted after it come after it: replaying the topic gives the table.
+func TestPostgresCDCTruncateDuringRestartedSnapshotIntegration(t *testing.T) {
+	d := newCDCDB(t)
+	n := newNode(t)
+	a, other := d.table("a"), d.table("o")
+	d.exec(`CREATE TABLE ` + a + ` (id int PRIMARY KEY, v text)`)
+	d.exec(`CREATE TABLE ` + other + ` (id int PRIMARY KEY, v text)`)
+	d.exec(`INSERT INTO ` + a + ` SELECT i, 'v' || i FROM generate_series(1, 2000) i`)
+	ta := "public." + a
+	conf := d.pipeline("trunc", 1, []string{a, other}, "batch_size: 25\nmax_in_flight: 4")
+	st := startStream(t, env(t, n.log), conf)
+	cdcWaitCount(t, n.log, "trunc", 600, time.Minute)
+	cdcCrash(t, n, st)
+	before := countTopic(t, n.log, "trunc")
+	require.Less(t, before, 2000, "the crash is in the middle of the snapshot")
+
+	d.exec(`TRUNCATE ` + a)
+	d.exec(`INSERT INTO ` + a + ` SELECT i, 'n' || i FROM generate_series(5000, 5009) i`)
+	d.exec(`INSERT INTO ` + a + ` VALUES (1, 'again')`)
+	d.exec(`INSERT INTO ` + other + ` VALUES (1, 'o')`)
+
+	st = startStream(t, env(t, n.log), conf)
+	want := d.rows(a)
+	// Until the topic replayed is the table (or a minute): the checks
+	// below say what differs.
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if reflect.DeepEqual(want, cdcReplay(t, cdcEvents(t, n.log, "trunc"), ta)) {
+			break
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // nothing more comes
+	st.stop(t, 5*time.Second)
+
+	events := cdcEvents(t, n.log, "trunc")
+	var truncs []cdcEvent
+	for _, e := range events {
+		if e.Op == "truncate" {
+			truncs = append(truncs, e)
+		}
+	}
+	require.Len(t, truncs, 1)
+	require.Equal(t, ta, truncs[0].Table)
+	require.Equal(t, `"`+ta+`"`, truncs[0].key)
+	require.NotNil(t, truncs[0].CommitLSN)
+	require.Equal(t, want, cdcReplay(t, events, ta), "the topic replayed is the table")
+	seen := map[string]int{}
+	for _, e := range events {
+		if e.Table == ta {
+			seen[e.Op+" "+e.key]++
+		}
+	}
+	for k, c := range seen {
+		if strings.HasPrefix(k, "read ") {
+			require.Equal(t, 1, c, "%s read %d times", k, c)
+		}
+	}
+	require.Equal(t, 1, seen[`insert {"id":1}`])
+	require.Equal(t, 1, seen[`insert {"id":5000}`], "rows inserted after the truncate come after it")
+}
+
+// TestPostgresCDCAddedTableIntegration: a source streams table A; while it
+// is stopped, rows go into table B, which is then added to tables. B's
+// rows are read (in pages, with a crash in the middle and changes to rows
+// read and not read while it is down) while A's changes go on, and every
+// row of B and every change of both arrives exactly once, in order per key.
+func TestPostgresCDCAddedTableIntegration(t *testing.T) {
+	d := newCDCDB(t)
+	n := newNode(t)
+	a, b := d.table("a"), d.table("b")
+	d.exec(`CREATE TABLE ` + a + ` (id int PRIMARY KEY, v text)`)
+	d.exec(`CREATE TABLE ` + b + ` (id int PRIMARY KEY, v text)`)
+	d.exec(`INSERT INTO ` + a + ` SELECT i, 'v' || i FROM generate_series(1, 50) i`)
+	ta, tb := "public."+a, "public."+b
+	key := func(id int) string { return fmt.Sprintf(`{"id":%d}`, id) }
+	var want []cdcFact
+	for i := 1; i <= 50; i++ {
+		want = append(want, cdcFact{"read", ta, key(i), fmt.Sprintf("v%d", i)})
+	}
+	extra := "batch_size: 25\nmax_in_flight: 4"
+	st := startStream(t, env(t, n.log), d.pipeline("added", 3, []string{a}, extra))
+	cdcWaitCount(t, n.log, "added", 50, time.Minute)
+	d.exec(`INSERT INTO ` + a + ` VALUES (51, 'v51')`)
+	want = append(want, cdcFact{"insert", ta, key(51), "v51"})
+	cdcWaitCount(t, n.log, "added", 51, time.Minute)
+	st.stop(t, 5*time.Second)
+
+	// While stopped: B's rows, and a change to A.
+	for i := 0; i < 4; i++ {
+		d.exec(`INSERT INTO `+b+` SELECT g, 'b' || g FROM generate_series($1::int, $1::int + 499) g`, 1+i*500)
+	}
+	d.exec(`UPDATE ` + a + ` SET v = 'u5' WHERE id = 5`)
+	want = append(want, cdcFact{"update", ta, key(5), "u5"})
+
+	conf := d.pipeline("added", 3, []string{a, b}, extra)
+	st = startStream(t, env(t, n.log), conf)
+	checkFor(t, time.Minute, 5*time.Millisecond, func() error {
+		if got := countTopic(t, n.log, "added"); got < 52+500 {
+			return fmt.Errorf("%d records", got)
+		}
+		return nil
+	})
+	cdcCrash(t, n, st)
+	got := countTopic(t, n.log, "added")
+	require.Less(t, got, 52+2000, "the crash is in the middle of B's reads")
+	have := map[string]bool{}
+	for _, e := range cdcEvents(t, n.log, "added") {
+		if e.Table == tb {
+			have[e.key] = true
+		}
+	}
+	require.True(t, have[key(1)] && have[key(2)], "B's first rows are stored before the crash")
+
+	// While down: changes to B's rows read and not read, and to A.
+	d.exec(`UPDATE ` + b + ` SET v = 'u1' WHERE id = 1`)
+	d.exec(`DELETE FROM ` + b + ` WHERE id = 2`)
+	d.exec(`UPDATE ` + b + ` SET v = 'u1990' WHERE id = 1990`)
+	d.exec(`INSERT INTO ` + b + ` VALUES (2001, 'new')`)
+	d.exec(`INSERT INTO ` + a + ` VALUES (52, 'v52')`)
+	for i := 1; i <= 2000; i++ {
+		v := fmt.Sprintf("b%d", i)
+		if i == 1990 {
+			v = "u1990" // changed before it is read
+		}
+		if i != 2 || have[key(2)] {
+			want = append(want, cdcFact{"read", tb, key(i), v})
+		}
+	}
+	want = append(want, cdcFact{"read", tb, key(2001), "new"}, cdcFact{"update", tb, key(1), "u1"},
+		cdcFact{"delete", tb, key(2), ""}, cdcFact{"insert", ta, key(52), "v52"})
+
+	st = startStream(t, env(t, n.log), conf)
+	cdcWaitCount(t, n.log, "added", len(want), time.Minute)
+	// Changes to both once B is read.
+	d.exec(`INSERT INTO ` + a + ` VALUES (53, 'v53')`)
+	d.exec(`UPDATE ` + b + ` SET v = 'u3' WHERE id = 3`)
+	d.exec(`INSERT INTO ` + b + ` VALUES (3000, 'x')`)
+	want = append(want, cdcFact{"insert", ta, key(53), "v53"}, cdcFact{"update", tb, key(3), "u3"},
+		cdcFact{"insert", tb, key(3000), "x"})
+	cdcWaitCount(t, n.log, "added", len(want), time.Minute)
+	time.Sleep(500 * time.Millisecond) // nothing more comes
+	st.stop(t, 5*time.Second)
+	cdcCheckFacts(t, cdcEvents(t, n.log, "added"), want)
+
+	var inPub int
+	require.NoError(t, d.conn.QueryRow(ctxT(t, 5*time.Second), `SELECT count(*) FROM pg_publication_tables WHERE pubname = $1 AND tablename = $2`, d.slot, b).Scan(&inPub))
+	require.Equal(t, 1, inPub)
 }
