@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -287,6 +288,11 @@ not caught up keeps its partition where it is: the command says which.`,
 				return err
 			}
 			defer adm.Close()
+			// The broker waits for the moves up to the request's timeout:
+			// answer before --timeout runs out.
+			if dl, ok := ctx.Deadline(); ok {
+				adm.SetTimeoutMillis(int32(time.Until(dl).Milliseconds() * 4 / 5))
+			}
 			res, err := adm.ElectLeaders(ctx, kadm.ElectPreferredReplica, nil)
 			if err != nil {
 				return err

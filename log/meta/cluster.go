@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"slices"
 	"strconv"
 )
 
@@ -63,4 +64,29 @@ func (s *State) allocateProducerIDs(c AllocateProducerIDs) Result {
 	s.nextProducerID += c.Count
 	s.changed()
 	return success(uint64(first))
+}
+
+// reportLeader records a shard's leader. A report from an earlier term
+// than the recorded one is stale (its sender lost an election it has not
+// heard of yet) and changes nothing.
+func (s *State) reportLeader(c ReportLeader) Result {
+	for _, name := range sortedKeys(s.topics) {
+		t := s.topics[name]
+		for i := range t.Partitions {
+			p := &t.Partitions[i]
+			if p.ShardID != c.ShardID {
+				continue
+			}
+			if !slices.ContainsFunc(p.Replicas, func(r Replica) bool { return r.NodeID == c.NodeID }) {
+				return refuse(fmt.Errorf("%w: node %d has no replica of shard %d", ErrInvalidRequest, c.NodeID, c.ShardID))
+			}
+			if c.Term < p.LeaderTerm || (c.Term == p.LeaderTerm && c.NodeID == p.Leader) {
+				return Result{}
+			}
+			p.Leader, p.LeaderTerm = c.NodeID, c.Term
+			s.changed()
+			return Result{}
+		}
+	}
+	return refuse(fmt.Errorf("%w: no partition has shard %d", ErrInvalidRequest, c.ShardID))
 }

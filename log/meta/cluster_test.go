@@ -2,6 +2,7 @@ package meta
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -140,4 +141,39 @@ func TestRequestLeaderBalance(t *testing.T) {
 	loaded := NewState()
 	require.NoError(t, loaded.Load(&buf))
 	require.Equal(t, uint64(2), loaded.LeaderBalances(), "kept in snapshots")
+}
+
+func TestReportLeader(t *testing.T) {
+	s := NewState()
+	for id := range uint64(4) {
+		mustApply(t, s, RegisterNode{ID: id + 1, RaftAddr: fmt.Sprintf("n%d:1", id+1), KafkaAddr: fmt.Sprintf("n%d:2", id+1)})
+	}
+	mustApply(t, s, CreateTopic{Name: "t", ID: uuid(1), Placements: [][]uint64{{1, 2, 3}}, NowMs: 1})
+	shard := s.Topics()[0].Partitions[0].ShardID
+	leader := func() (uint64, uint64) {
+		p := s.Topics()[0].Partitions[0]
+		return p.Leader, p.LeaderTerm
+	}
+
+	mustApply(t, s, ReportLeader{ShardID: shard, NodeID: 2, Term: 4})
+	n, term := leader()
+	require.Equal(t, []uint64{2, 4}, []uint64{n, term})
+
+	version := s.Version()
+	mustApply(t, s, ReportLeader{ShardID: shard, NodeID: 1, Term: 3}) // stale
+	mustApply(t, s, ReportLeader{ShardID: shard, NodeID: 2, Term: 4}) // the same
+	require.Equal(t, version, s.Version(), "no change")
+
+	mustApply(t, s, ReportLeader{ShardID: shard, NodeID: 3, Term: 5})
+	n, term = leader()
+	require.Equal(t, []uint64{3, 5}, []uint64{n, term})
+
+	require.ErrorIs(t, apply(t, s, ReportLeader{ShardID: shard, NodeID: 4, Term: 9}).Err(), ErrInvalidRequest, "not a replica")
+	require.ErrorIs(t, apply(t, s, ReportLeader{ShardID: shard + 1, NodeID: 1, Term: 9}).Err(), ErrInvalidRequest, "no such shard")
+
+	var buf bytes.Buffer
+	require.NoError(t, s.Save(&buf))
+	loaded := NewState()
+	require.NoError(t, loaded.Load(&buf))
+	require.Equal(t, s.Topics(), loaded.Topics(), "kept in snapshots")
 }

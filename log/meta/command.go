@@ -118,6 +118,14 @@ type RegisterSchema struct {
 	Schema  string
 }
 
+// ReportLeader records that a node leads a partition's shard in a Raft
+// term. Reports of an older term than the one recorded change nothing.
+type ReportLeader struct {
+	ShardID uint64
+	NodeID  uint64
+	Term    uint64
+}
+
 // RequestLeaderBalance asks every node to move the leadership of the
 // partitions it is the preferred replica of back to itself now, instead
 // of at its next periodic check (Kafka's preferred leader election).
@@ -137,6 +145,7 @@ func (DeletePipeline) op() string       { return "delete_pipeline" }
 func (PutCheckpoint) op() string        { return "put_checkpoint" }
 func (RegisterSchema) op() string       { return "register_schema" }
 func (RequestLeaderBalance) op() string { return "request_leader_balance" }
+func (ReportLeader) op() string         { return "report_leader" }
 
 // decoders maps each op name to the decoder of its struct.
 var decoders = map[string]func(json.RawMessage) (Command, error){
@@ -154,6 +163,7 @@ var decoders = map[string]func(json.RawMessage) (Command, error){
 	PutCheckpoint{}.op():        decodeArgs[PutCheckpoint],
 	RegisterSchema{}.op():       decodeArgs[RegisterSchema],
 	RequestLeaderBalance{}.op(): decodeArgs[RequestLeaderBalance],
+	ReportLeader{}.op():         decodeArgs[ReportLeader],
 }
 
 // envelope is the encoding of a command: {"op":"create_topic","args":{...}}.
@@ -264,6 +274,8 @@ func (s *State) apply(cmd Command) Result {
 		return s.putCheckpoint(c)
 	case RegisterSchema:
 		return s.registerSchema(c)
+	case ReportLeader:
+		return s.reportLeader(c)
 	case RequestLeaderBalance:
 		s.leaderBalances++
 		s.changed()

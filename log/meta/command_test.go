@@ -24,6 +24,7 @@ var everyOp = []Command{
 	PutCheckpoint{Key: "k", Value: []byte{0, 1, 0xff}},
 	RegisterSchema{Subject: "t-value", Schema: `{"type":"string"}`},
 	RequestLeaderBalance{},
+	ReportLeader{ShardID: 1000, NodeID: 1, Term: 3},
 	DeleteTopic{Name: "t"},
 }
 
@@ -81,7 +82,7 @@ func TestGarbageCommands(t *testing.T) {
 
 // randomCommand draws from a small universe of names and nodes so that
 // commands meet each other: most apply, many are refused.
-func randomCommand(r *rand.Rand) Command {
+func randomCommand(r *rand.Rand, s *State) Command {
 	pick := func(prefix string, n int) string { return fmt.Sprintf("%s%d", prefix, r.IntN(n)) }
 	place := func(n, rf int) [][]uint64 {
 		out := make([][]uint64, n)
@@ -93,7 +94,7 @@ func randomCommand(r *rand.Rand) Command {
 		return out
 	}
 	configValues := []map[string]string{nil, {"retention.ms": "-1"}, {"segment.bytes": "1048576", "message.timestamp.type": "LogAppendTime"}, {"cleanup.policy": "compact"}}
-	switch r.IntN(16) {
+	switch r.IntN(17) {
 	case 0:
 		id := uint64(r.IntN(5) + 1)
 		return RegisterNode{ID: id, RaftAddr: fmt.Sprintf("n%d:7000", id), KafkaAddr: fmt.Sprintf("n%d:%d", id, 9000+r.IntN(3))}
@@ -129,6 +130,16 @@ func randomCommand(r *rand.Rand) Command {
 		return PutCheckpoint{Key: pick("k", 3), Value: []byte(pick("", 3))[:r.IntN(2)]}
 	case 15:
 		return RequestLeaderBalance{}
+	case 16:
+		// Mostly a partition that exists (from the state the command will
+		// meet), on any of five nodes: some leaders, some refusals.
+		shard := uint64(1000 + r.IntN(100))
+		if ts := s.Topics(); len(ts) > 0 && r.IntN(4) > 0 {
+			if t := ts[r.IntN(len(ts))]; len(t.Partitions) > 0 {
+				shard = t.Partitions[r.IntN(len(t.Partitions))].ShardID
+			}
+		}
+		return ReportLeader{ShardID: shard, NodeID: uint64(r.IntN(5) + 1), Term: uint64(r.IntN(4))}
 	default:
 		return RegisterSchema{Subject: pick("s", 3), Schema: pick("schema", 4)}
 	}
@@ -140,16 +151,13 @@ func randomCommand(r *rand.Rand) Command {
 func TestDeterminism(t *testing.T) {
 	for seed := range uint64(5) {
 		r := rand.New(rand.NewPCG(seed, 42))
-		cmds := make([][]byte, 2000)
-		for i := range cmds {
-			cmds[i] = Encode(randomCommand(r))
-		}
 		a, b, c := NewState(), NewState(), NewState()
 		accepted := map[string]int{}
-		for i, cmd := range cmds {
+		for i := range 2000 {
+			cmd := Encode(randomCommand(r, a))
 			ra, rb := a.Apply(cmd), b.Apply(cmd)
 			require.Equal(t, ra, rb)
-			if i == len(cmds)/2 {
+			if i == 1000 {
 				restored := NewState()
 				require.NoError(t, restored.Load(bytesReader(saved(t, c))))
 				require.Equal(t, saved(t, c), saved(t, restored))

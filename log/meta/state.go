@@ -59,6 +59,11 @@ type Topic struct {
 type Partition struct {
 	ShardID  uint64
 	Replicas []Replica // the first is the preferred leader
+	// Leader is the node that last reported leading the shard, in Raft
+	// term LeaderTerm (ReportLeader); 0 if none has. Nodes without a
+	// replica of the partition answer Kafka's Metadata with it.
+	Leader     uint64 `json:",omitempty"`
+	LeaderTerm uint64 `json:",omitempty"`
 }
 
 // Replica is one member of a partition's shard.

@@ -185,7 +185,7 @@ func (t *Topic) clone() Topic {
 	c.Configs = cloneConfigs(t.Configs)
 	c.Partitions = make([]Partition, len(t.Partitions))
 	for i, p := range t.Partitions {
-		c.Partitions[i] = Partition{ShardID: p.ShardID, Replicas: append([]Replica(nil), p.Replicas...)}
+		c.Partitions[i] = Partition{ShardID: p.ShardID, Replicas: append([]Replica(nil), p.Replicas...), Leader: p.Leader, LeaderTerm: p.LeaderTerm}
 	}
 	return c
 }

@@ -117,6 +117,10 @@ func (h *Host) Leader(shardID uint64) (leaderID, term uint64, ok bool) {
 	return id, term, err == nil && valid
 }
 
+// LeaderChanged returns a channel closed at the next leader change of any
+// shard on this host.
+func (h *Host) LeaderChanged() <-chan struct{} { return h.leaderWait.Wait() }
+
 // LeaderChanges is the number of leader changes seen on this host.
 func (h *Host) LeaderChanges() uint64 { return h.leaderChanges.Load() }
 

@@ -277,3 +277,23 @@ func TestClusterLeaderBalance(t *testing.T) {
 			"%s led by its preferred replica, node %d", tp, preferred[i])
 	}
 }
+
+// TestClusterLeaderKnownEverywhere: with replication factor 1 on three
+// nodes each node hosts one partition, yet every node names every
+// partition's leader (the leaders report themselves to the metadata), so
+// a Kafka client may ask any node.
+func TestClusterLeaderKnownEverywhere(t *testing.T) {
+	c := newCluster(t, 3)
+	ctx := ctxT(t, time.Minute)
+	require.NoError(t, c.nodes[0].log.CreateTopic(ctx, TopicSpec{Name: "rf1", Partitions: 3, ReplicationFactor: 1}, false))
+	for i := range int32(3) {
+		tp := TopicPartition{"rf1", i}
+		leader := c.leader(t, tp).cfg.NodeID
+		for _, n := range c.nodes {
+			require.Eventually(t, func() bool {
+				info, err := n.log.PartitionInfo(tp)
+				return err == nil && info.Leader == leader
+			}, 30*time.Second, 20*time.Millisecond, "node %d names %s's leader, node %d", n.cfg.NodeID, tp, leader)
+		}
+	}
+}

@@ -35,6 +35,8 @@ type Log struct {
 
 	view        atomic.Pointer[view]
 	reconcileMu sync.Mutex // one reconcile at a time
+	viewMu      sync.Mutex
+	viewChanged chan struct{} // closed when a new view is stored
 
 	producerIDs producerIDs
 	free        freeSpace
@@ -62,6 +64,9 @@ type partView struct {
 	shardID  uint64
 	replicas []meta.Replica
 	local    *replica.Shard // this node's replica, or nil
+	// leader and leaderTerm are the last leader reported to the metadata
+	// (leaders.go), for nodes without a replica of the partition.
+	leader, leaderTerm uint64
 }
 
 // Open starts this node: Raft, the meta shard, the node's registration in
@@ -98,10 +103,11 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if err := l.reconcile(); err != nil {
 		l.logger.Warn("starting partition replicas", "err", err)
 	}
-	l.wg.Add(3)
+	l.wg.Add(4)
 	go l.watch()
 	go l.retain()
 	go l.balanceLoop()
+	go l.reportLeaders()
 	return l, nil
 }
 
@@ -177,7 +183,7 @@ func (l *Log) reconcile() error {
 		tv := &topicView{Topic: t, settings: t.LogSettings(), parts: make([]*partView, len(t.Partitions))}
 		pcfg := l.partitionConfig(tv.settings)
 		for i, p := range t.Partitions {
-			pv := &partView{shardID: p.ShardID, replicas: p.Replicas}
+			pv := &partView{shardID: p.ShardID, replicas: p.Replicas, leader: p.Leader, leaderTerm: p.LeaderTerm}
 			tv.parts[i] = pv
 			for _, r := range p.Replicas {
 				if r.NodeID != l.cfg.NodeID {
@@ -198,6 +204,12 @@ func (l *Log) reconcile() error {
 		v.topics[t.Name] = tv
 	}
 	l.view.Store(v)
+	l.viewMu.Lock()
+	if l.viewChanged != nil {
+		close(l.viewChanged)
+		l.viewChanged = nil
+	}
+	l.viewMu.Unlock()
 	for _, t := range old.topics {
 		for _, p := range t.parts {
 			if p.local != nil && !keep[p.shardID] {
@@ -255,6 +267,16 @@ func (l *Log) partitionConfig(s meta.LogSettings) partition.Config {
 		c.IndexIntervalBytes = 1
 	}
 	return partition.Config{Log: c, Logger: l.logger}
+}
+
+// nextView returns a channel closed when the next view is stored.
+func (l *Log) nextView() <-chan struct{} {
+	l.viewMu.Lock()
+	defer l.viewMu.Unlock()
+	if l.viewChanged == nil {
+		l.viewChanged = make(chan struct{})
+	}
+	return l.viewChanged
 }
 
 // part finds a partition in the current view.

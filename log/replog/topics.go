@@ -238,6 +238,13 @@ func (l *Log) PartitionInfo(tp TopicPartition) (PartitionInfo, error) {
 				}
 			}
 		}
+		return info, nil
+	}
+	// No replica here: the leader last reported to the metadata. It may be
+	// stale for an election timeout; a client sent there is told
+	// NOT_LEADER_OR_FOLLOWER and asks again.
+	if p.leader != 0 {
+		info.Leader, info.LeaderEpoch = p.leader, int32(p.leaderTerm)
 	}
 	return info, nil
 }
