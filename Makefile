@@ -9,7 +9,7 @@ STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.7.0
 CORE_PKGS  = ./log/... ./connectors/... ./transforms/... ./pipelines/...
 OTHER_PKGS = $(shell $(GO) list ./... | grep -v -e '/log/' -e '/connectors' -e '/transforms' -e '/pipelines')
 
-.PHONY: build run cluster test test-integration bench bench-storage bench-replication bench-kafka bench-pipelines fuzz lint fmt clean
+.PHONY: build run cluster test test-integration bench bench-storage bench-replication bench-cluster bench-kafka bench-pipelines fuzz lint fmt clean
 
 build: ## build bin/samsa
 	$(GO) build -o $(BIN) ./cmd/samsa
@@ -35,6 +35,9 @@ bench-storage: ## append throughput beside dd on the same disk, median of severa
 
 bench-replication: ## replicated append (RF 1, RF 3; pebble, tan) beside the storage engine
 	scripts/bench-replication.sh
+
+bench-cluster: ## produce and consume on a local three-node cluster, RF 1 beside RF 3
+	scripts/bench-cluster.sh
 
 bench-kafka: ## Kafka produce/consume beside kfake and NATS JetStream, and the protocol overhead
 	scripts/bench-kafka.sh

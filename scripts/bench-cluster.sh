@@ -22,7 +22,7 @@ for rf in 1 3; do "$tmp/samsa" topics create "rf$rf" --partitions 3 --replicatio
 # Wait until each node leads the partitions it is the preferred replica of.
 for _ in $(seq 60); do "$tmp/samsa" cluster rebalance >/dev/null 2>&1 && break; sleep 1; done
 
-json() { sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p"; }
+json() { sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p" | awk '{ printf "%.0f", $1 }'; }
 declare -A prod cons p99
 for ((r = 1; r <= rounds; r++)); do
   for rf in 1 3; do

@@ -66,27 +66,41 @@ func (s *State) allocateProducerIDs(c AllocateProducerIDs) Result {
 	return success(uint64(first))
 }
 
-// reportLeader records a shard's leader. A report from an earlier term
-// than the recorded one is stale (its sender lost an election it has not
-// heard of yet) and changes nothing.
-func (s *State) reportLeader(c ReportLeader) Result {
-	for _, name := range sortedKeys(s.topics) {
-		t := s.topics[name]
+// reportLeaders records shards' leader. A shard's report from an
+// earlier term than the recorded one is stale (its sender lost an
+// election it has not heard of yet) and changes nothing. Every shard must
+// exist and have a replica on the node, or nothing changes.
+func (s *State) reportLeaders(c ReportLeaders) Result {
+	if len(c.Shards) > MaxReportedLeaders {
+		return refuse(fmt.Errorf("%w: %d shards in one report, at most %d", ErrInvalidRequest, len(c.Shards), MaxReportedLeaders))
+	}
+	byShard := map[uint64]*Partition{}
+	for _, t := range s.topics {
 		for i := range t.Partitions {
-			p := &t.Partitions[i]
-			if p.ShardID != c.ShardID {
-				continue
-			}
-			if !slices.ContainsFunc(p.Replicas, func(r Replica) bool { return r.NodeID == c.NodeID }) {
-				return refuse(fmt.Errorf("%w: node %d has no replica of shard %d", ErrInvalidRequest, c.NodeID, c.ShardID))
-			}
-			if c.Term < p.LeaderTerm || (c.Term == p.LeaderTerm && c.NodeID == p.Leader) {
-				return Result{}
-			}
-			p.Leader, p.LeaderTerm = c.NodeID, c.Term
-			s.changed()
-			return Result{}
+			byShard[t.Partitions[i].ShardID] = &t.Partitions[i]
 		}
 	}
-	return refuse(fmt.Errorf("%w: no partition has shard %d", ErrInvalidRequest, c.ShardID))
+	parts := make([]*Partition, len(c.Shards))
+	for i, st := range c.Shards {
+		parts[i] = byShard[st.ShardID]
+		if parts[i] == nil {
+			return refuse(fmt.Errorf("%w: no partition has shard %d", ErrInvalidRequest, st.ShardID))
+		}
+		if !slices.ContainsFunc(parts[i].Replicas, func(r Replica) bool { return r.NodeID == c.NodeID }) {
+			return refuse(fmt.Errorf("%w: node %d has no replica of shard %d", ErrInvalidRequest, c.NodeID, st.ShardID))
+		}
+	}
+	changed := false
+	for i, st := range c.Shards {
+		p := parts[i]
+		if st.Term < p.LeaderTerm || (st.Term == p.LeaderTerm && c.NodeID == p.Leader) {
+			continue
+		}
+		p.Leader, p.LeaderTerm = c.NodeID, st.Term
+		changed = true
+	}
+	if changed {
+		s.changed()
+	}
+	return Result{}
 }

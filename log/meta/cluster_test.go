@@ -143,7 +143,7 @@ func TestRequestLeaderBalance(t *testing.T) {
 	require.Equal(t, uint64(2), loaded.LeaderBalances(), "kept in snapshots")
 }
 
-func TestReportLeader(t *testing.T) {
+func TestReportLeaders(t *testing.T) {
 	s := NewState()
 	for id := range uint64(4) {
 		mustApply(t, s, RegisterNode{ID: id + 1, RaftAddr: fmt.Sprintf("n%d:1", id+1), KafkaAddr: fmt.Sprintf("n%d:2", id+1)})
@@ -155,25 +155,29 @@ func TestReportLeader(t *testing.T) {
 		return p.Leader, p.LeaderTerm
 	}
 
-	mustApply(t, s, ReportLeader{ShardID: shard, NodeID: 2, Term: 4})
+	mustApply(t, s, ReportLeaders{NodeID: 2, Shards: []ShardTerm{{ShardID: shard, Term: 4}}})
 	n, term := leader()
 	require.Equal(t, []uint64{2, 4}, []uint64{n, term})
 
 	version := s.Version()
-	mustApply(t, s, ReportLeader{ShardID: shard, NodeID: 1, Term: 3}) // stale
-	mustApply(t, s, ReportLeader{ShardID: shard, NodeID: 2, Term: 4}) // the same
+	mustApply(t, s, ReportLeaders{NodeID: 1, Shards: []ShardTerm{{ShardID: shard, Term: 3}}}) // stale
+	mustApply(t, s, ReportLeaders{NodeID: 2, Shards: []ShardTerm{{ShardID: shard, Term: 4}}}) // the same
 	require.Equal(t, version, s.Version(), "no change")
 
-	mustApply(t, s, ReportLeader{ShardID: shard, NodeID: 3, Term: 5})
+	mustApply(t, s, ReportLeaders{NodeID: 3, Shards: []ShardTerm{{ShardID: shard, Term: 5}}})
 	n, term = leader()
 	require.Equal(t, []uint64{3, 5}, []uint64{n, term})
 
-	require.ErrorIs(t, apply(t, s, ReportLeader{ShardID: shard, NodeID: 4, Term: 9}).Err(), ErrInvalidRequest, "not a replica")
-	require.ErrorIs(t, apply(t, s, ReportLeader{ShardID: shard + 1, NodeID: 1, Term: 9}).Err(), ErrInvalidRequest, "no such shard")
+	require.ErrorIs(t, apply(t, s, ReportLeaders{NodeID: 4, Shards: []ShardTerm{{ShardID: shard, Term: 9}}}).Err(), ErrInvalidRequest, "not a replica")
+	require.ErrorIs(t, apply(t, s, ReportLeaders{NodeID: 1, Shards: []ShardTerm{{ShardID: shard + 1, Term: 9}}}).Err(), ErrInvalidRequest, "no such shard")
 
 	var buf bytes.Buffer
 	require.NoError(t, s.Save(&buf))
 	loaded := NewState()
 	require.NoError(t, loaded.Load(&buf))
 	require.Equal(t, s.Topics(), loaded.Topics(), "kept in snapshots")
+
+	version = s.Version()
+	require.ErrorIs(t, apply(t, s, ReportLeaders{NodeID: 1, Shards: []ShardTerm{{ShardID: shard, Term: 9}, {ShardID: shard + 7, Term: 9}}}).Err(), ErrInvalidRequest)
+	require.Equal(t, version, s.Version(), "one bad shard: nothing changes")
 }

@@ -118,11 +118,17 @@ type RegisterSchema struct {
 	Schema  string
 }
 
-// ReportLeader records that a node leads a partition's shard in a Raft
-// term. Reports of an older term than the one recorded change nothing.
-type ReportLeader struct {
+// ReportLeaders records that a node leads partition shards, each in a
+// Raft term. A shard's report of an older term than the one recorded
+// changes nothing.
+type ReportLeaders struct {
+	NodeID uint64
+	Shards []ShardTerm
+}
+
+// ShardTerm is a shard and a Raft term.
+type ShardTerm struct {
 	ShardID uint64
-	NodeID  uint64
 	Term    uint64
 }
 
@@ -145,7 +151,7 @@ func (DeletePipeline) op() string       { return "delete_pipeline" }
 func (PutCheckpoint) op() string        { return "put_checkpoint" }
 func (RegisterSchema) op() string       { return "register_schema" }
 func (RequestLeaderBalance) op() string { return "request_leader_balance" }
-func (ReportLeader) op() string         { return "report_leader" }
+func (ReportLeaders) op() string        { return "report_leaders" }
 
 // decoders maps each op name to the decoder of its struct.
 var decoders = map[string]func(json.RawMessage) (Command, error){
@@ -163,7 +169,7 @@ var decoders = map[string]func(json.RawMessage) (Command, error){
 	PutCheckpoint{}.op():        decodeArgs[PutCheckpoint],
 	RegisterSchema{}.op():       decodeArgs[RegisterSchema],
 	RequestLeaderBalance{}.op(): decodeArgs[RequestLeaderBalance],
-	ReportLeader{}.op():         decodeArgs[ReportLeader],
+	ReportLeaders{}.op():        decodeArgs[ReportLeaders],
 }
 
 // envelope is the encoding of a command: {"op":"create_topic","args":{...}}.
@@ -274,8 +280,8 @@ func (s *State) apply(cmd Command) Result {
 		return s.putCheckpoint(c)
 	case RegisterSchema:
 		return s.registerSchema(c)
-	case ReportLeader:
-		return s.reportLeader(c)
+	case ReportLeaders:
+		return s.reportLeaders(c)
 	case RequestLeaderBalance:
 		s.leaderBalances++
 		s.changed()

@@ -24,7 +24,7 @@ var everyOp = []Command{
 	PutCheckpoint{Key: "k", Value: []byte{0, 1, 0xff}},
 	RegisterSchema{Subject: "t-value", Schema: `{"type":"string"}`},
 	RequestLeaderBalance{},
-	ReportLeader{ShardID: 1000, NodeID: 1, Term: 3},
+	ReportLeaders{NodeID: 1, Shards: []ShardTerm{{ShardID: 1000, Term: 3}}},
 	DeleteTopic{Name: "t"},
 }
 
@@ -139,7 +139,7 @@ func randomCommand(r *rand.Rand, s *State) Command {
 				shard = t.Partitions[r.IntN(len(t.Partitions))].ShardID
 			}
 		}
-		return ReportLeader{ShardID: shard, NodeID: uint64(r.IntN(5) + 1), Term: uint64(r.IntN(4))}
+		return ReportLeaders{NodeID: uint64(r.IntN(5) + 1), Shards: []ShardTerm{{ShardID: shard, Term: uint64(r.IntN(4))}}}
 	default:
 		return RegisterSchema{Subject: pick("s", 3), Schema: pick("schema", 4)}
 	}

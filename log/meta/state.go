@@ -32,6 +32,7 @@ const (
 	MaxCheckpointKeyLen = 1 << 10 // a connector checkpoint's key
 	MaxAddrLen          = 512     // a node's Raft or Kafka address
 	MaxProducerIDBlock  = 1 << 20 // producer ids reserved by one command
+	MaxReportedLeaders  = 1 << 16 // shards in one ReportLeaders
 )
 
 // Node is a registered member of the cluster.

@@ -13,7 +13,7 @@ import (
 const reportInterval = 5 * time.Second
 
 // reportLeaders records in the metadata, for every partition this node
-// leads, that it does and in which term (meta.ReportLeader). A node that
+// leads, that it does and in which term (meta.ReportLeaders). A node that
 // hosts no replica of a partition knows its leader only this way, and
 // Kafka clients ask any node for every partition's leader.
 func (l *Log) reportLeaders() {
@@ -36,27 +36,37 @@ func (l *Log) reportLeaders() {
 	}
 }
 
-// reportLeading proposes a ReportLeader for each partition this node
-// leads that the metadata does not yet show it leading in this term.
+// reportLeading proposes one ReportLeaders with every partition this
+// node leads that the metadata does not yet show it leading in this term.
+// Partitions with a replica on every node are left out: every node knows
+// their leader from its own replica.
 func (l *Log) reportLeading(ctx context.Context) {
-	for _, t := range l.view.Load().topics {
+	v := l.view.Load()
+	var shards []meta.ShardTerm
+	for _, t := range v.topics {
 		for _, p := range t.parts {
-			if p.local == nil {
+			if p.local == nil || len(p.replicas) >= len(v.nodes) {
 				continue
 			}
 			id, term, ok := p.local.Leader()
 			if !ok || id != p.local.ReplicaID() || (p.leader == l.cfg.NodeID && p.leaderTerm == term) || term < p.leaderTerm {
 				continue
 			}
-			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			res, err := l.meta.Propose(pctx, meta.ReportLeader{ShardID: p.shardID, NodeID: l.cfg.NodeID, Term: term})
-			cancel()
-			if err == nil {
-				err = res.Err()
-			}
-			if err != nil {
-				l.logger.Debug("reporting a partition's leader", "shard", p.shardID, "term", term, "err", err)
-			}
+			shards = append(shards, meta.ShardTerm{ShardID: p.shardID, Term: term})
 		}
+	}
+	for len(shards) > 0 {
+		n := min(len(shards), meta.MaxReportedLeaders)
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		res, err := l.meta.Propose(pctx, meta.ReportLeaders{NodeID: l.cfg.NodeID, Shards: shards[:n]})
+		cancel()
+		if err == nil {
+			err = res.Err()
+		}
+		if err != nil {
+			l.logger.Debug("reporting partition leaders", "partitions", n, "err", err)
+			return // the next pass tries again, with a fresh view
+		}
+		shards = shards[n:]
 	}
 }
