@@ -10,5 +10,8 @@ import (
 // meta shard (package group).
 
 func (s *Server) handleOffsetCommit(ctx context.Context, c *conn, req kmsg.Request) (kmsg.Response, error) {
+	if resp := s.notCoordinator(req); resp != nil {
+		return resp, nil
+	}
 	return s.groups.OffsetCommit(ctx, req.(*kmsg.OffsetCommitRequest)), nil
 }

@@ -10,5 +10,8 @@ import (
 // topic list (v2+).
 
 func (s *Server) handleOffsetFetch(ctx context.Context, c *conn, req kmsg.Request) (kmsg.Response, error) {
+	if resp := s.notCoordinator(req); resp != nil {
+		return resp, nil
+	}
 	return s.groups.OffsetFetch(ctx, req.(*kmsg.OffsetFetchRequest)), nil
 }

@@ -9,5 +9,8 @@ import (
 // JoinGroup v0–5: the first half of a rebalance (package group).
 
 func (s *Server) handleJoinGroup(ctx context.Context, c *conn, req kmsg.Request) (kmsg.Response, error) {
+	if resp := s.notCoordinator(req); resp != nil {
+		return resp, nil
+	}
 	return s.groups.JoinGroup(ctx, req.(*kmsg.JoinGroupRequest), c.clientID(), c.clientHost()), nil
 }
