@@ -51,6 +51,7 @@ func Binary(t testing.TB) string {
 // Cluster is n `samsa serve` processes that are each other's peers.
 type Cluster struct {
 	Nodes []*Node
+	net   *isolatedNet // StartIsolated's network, or nil
 }
 
 // Node is one `samsa serve` process, restartable on the same data
@@ -62,6 +63,7 @@ type Node struct {
 	t                             testing.TB
 	bin, peers                    string
 	extra                         []string
+	ns                            string // the node's network namespace, if it has one
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -74,13 +76,22 @@ type Node struct {
 // each node's command line. The nodes are stopped when the test ends.
 func Start(t testing.TB, n int, extra ...string) *Cluster {
 	t.Helper()
+	return start(t, n, func(int) (kafka, raft, http, ns string) {
+		return freeAddr(t), freeAddr(t), freeAddr(t), ""
+	}, nil, extra)
+}
+
+// start builds n nodes with the addresses addrs gives node i (1-based),
+// runs cleanup after they stopped when the test ends, and starts them.
+func start(t testing.TB, n int, addrs func(i int) (kafka, raft, http, ns string), cleanup func(), extra []string) *Cluster {
 	bin := Binary(t)
 	root := t.TempDir()
 	c := &Cluster{}
 	var peers []string
 	for i := 1; i <= n; i++ {
+		kafka, raft, http, ns := addrs(i)
 		nd := &Node{ID: uint64(i), Dir: filepath.Join(root, fmt.Sprintf("n%d", i)),
-			KafkaAddr: freeAddr(t), RaftAddr: freeAddr(t), HTTPAddr: freeAddr(t), t: t, bin: bin, extra: extra}
+			KafkaAddr: kafka, RaftAddr: raft, HTTPAddr: http, ns: ns, t: t, bin: bin, extra: extra}
 		c.Nodes = append(c.Nodes, nd)
 		peers = append(peers, fmt.Sprintf("%d=%s", i, nd.RaftAddr))
 	}
@@ -93,6 +104,9 @@ func Start(t testing.TB, n int, extra ...string) *Cluster {
 			for _, nd := range c.Nodes {
 				t.Logf("node %d's log (last lines):\n%s", nd.ID, tail(nd.Dir+".log", 40))
 			}
+		}
+		if cleanup != nil {
+			cleanup()
 		}
 	})
 	for _, nd := range c.Nodes {
@@ -141,6 +155,9 @@ func (n *Node) Start() {
 	defer logf.Close() // the child has its own descriptor
 	fmt.Fprintf(logf, "--- %s: starting\n", time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(n.bin, args...)
+	if n.ns != "" {
+		cmd = exec.Command("ip", append([]string{"netns", "exec", n.ns, n.bin}, args...)...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		n.t.Fatalf("node %d: %v", n.ID, err)
