@@ -29,10 +29,7 @@ func TestClusterClientsAcrossLeaderChanges(t *testing.T) {
 	c := testcluster.Start(t, 3)
 	brokers := c.Brokers()
 	adm := kadm.NewClient(newClient(t, kgo.SeedBrokers(brokers...)))
-	require.Eventually(t, func() bool {
-		resp, err := adm.CreateTopic(ctxT(t, 10*time.Second), partitions, 3, nil, topic)
-		return err == nil && resp.Err == nil
-	}, 90*time.Second, 200*time.Millisecond, "creating the topic")
+	createTopic(t, adm, topic, partitions, 3)
 
 	cfg := sarama.NewConfig()
 	cfg.Version = sarama.V3_6_0_0

@@ -28,10 +28,7 @@ func TestClusterGroupCoordinator(t *testing.T) {
 	brokers := c.Brokers()
 	cl := newClient(t, kgo.SeedBrokers(brokers...))
 	adm := kadm.NewClient(cl)
-	require.Eventually(t, func() bool {
-		resp, err := adm.CreateTopic(ctxT(t, 10*time.Second), 3, 3, nil, topic)
-		return err == nil && resp.Err == nil
-	}, 90*time.Second, 200*time.Millisecond, "creating the topic")
+	createTopic(t, adm, topic, 3, 3)
 	produce := func(from, to int) {
 		for i := from; i < to; i++ {
 			cl.Produce(ctxT(t, time.Minute), &kgo.Record{Topic: topic, Value: fmt.Appendf(nil, "%d", i)}, nil)

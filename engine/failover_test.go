@@ -40,10 +40,7 @@ func TestClusterFailover(t *testing.T) {
 	c := testcluster.Start(t, 3)
 	brokers := c.Brokers()
 	adm := kadm.NewClient(newClient(t, kgo.SeedBrokers(brokers...)))
-	require.Eventually(t, func() bool {
-		resp, err := adm.CreateTopic(ctxT(t, 10*time.Second), partitions, 3, nil, topic)
-		return err == nil && resp.Err == nil
-	}, 90*time.Second, 200*time.Millisecond, "creating the topic")
+	createTopic(t, adm, topic, partitions, 3)
 
 	p := newFailoverProducer(t, brokers, topic, partitions)
 	defer p.stop()
@@ -334,6 +331,16 @@ func watchLeaders(t *testing.T, adm *kadm.Client, topic string, partitions int) 
 		}
 	}()
 	return func() { close(done); <-stopped }
+}
+
+// createTopic creates a topic once the cluster can (its nodes may still
+// be starting).
+func createTopic(t *testing.T, adm *kadm.Client, topic string, partitions int32, rf int16) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		resp, err := adm.CreateTopic(ctxT(t, 10*time.Second), partitions, rf, nil, topic)
+		return err == nil && resp.Err == nil
+	}, 90*time.Second, 200*time.Millisecond, "creating topic %s", topic)
 }
 
 // leaderOf asks the cluster for a partition's leader, until it names one.

@@ -31,10 +31,7 @@ func TestClusterNetworkPartition(t *testing.T) {
 	brokers := c.Brokers()
 	cl := newClient(t, kgo.SeedBrokers(brokers...))
 	adm := kadm.NewClient(cl)
-	require.Eventually(t, func() bool {
-		resp, err := adm.CreateTopic(ctxT(t, 10*time.Second), 1, 3, nil, topic)
-		return err == nil && resp.Err == nil
-	}, 90*time.Second, 200*time.Millisecond, "creating the topic")
+	createTopic(t, adm, topic, 1, 3)
 
 	// sendCutOff sends a record straight to the cut-off node, which must
 	// not acknowledge it: at first it still thinks it leads, later it

@@ -12,35 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/samsa-io/samsa/internal/testcluster"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-// samsaBinary builds bin/samsa once per test run, into a temporary dir.
-func samsaBinary(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "samsa-bin-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "samsa")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/samsa-io/samsa/cmd/samsa").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v: %s", err, out)
-		}
-	})
-	require.NoError(t, binErr)
-	return binPath
-}
+// samsaBinary builds bin/samsa once per test run.
+func samsaBinary(t *testing.T) string { return testcluster.Binary(t) }
 
 // serveProcess is `samsa serve` in a child process, restartable on the
 // same data directory and ports.
