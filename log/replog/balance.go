@@ -3,6 +3,8 @@ package replog
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/samsa-io/samsa/log/meta"
@@ -20,37 +22,55 @@ import (
 // when anyone proposes meta.RequestLeaderBalance (Kafka's ElectLeaders,
 // `samsa cluster rebalance`).
 
+// balanceParallel bounds the caught-up checks of one balance pass that
+// run at once: a replica still catching up takes the check's whole 2 s.
+const balanceParallel = 16
+
 // balance asks for the leadership of every partition this node is the
 // preferred replica of and does not lead, where its replica is caught up.
 // It returns how many it asked for.
 func (l *Log) balance(ctx context.Context) int {
-	asked := 0
+	type candidate struct {
+		tp     TopicPartition
+		p      *partView
+		leader uint64
+	}
+	var cands []candidate
 	for name, t := range l.view.Load().topics {
 		for i, p := range t.parts {
 			if p.local == nil || len(p.replicas) == 0 || p.replicas[0].NodeID != l.cfg.NodeID {
 				continue
 			}
-			leader, _, ok := p.local.Leader()
-			if !ok || leader == p.local.ReplicaID() {
-				continue
+			if leader, _, ok := p.local.Leader(); ok && leader != p.local.ReplicaID() {
+				cands = append(cands, candidate{TopicPartition{name, int32(i)}, p, leader})
 			}
-			tp := TopicPartition{name, int32(i)}
-			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			err := p.local.CaughtUp(cctx)
-			cancel()
-			if err != nil {
-				l.logger.Debug("not taking back leadership: not caught up", "topic", tp.Topic, "partition", tp.Partition, "err", err)
-				continue
-			}
-			if err := p.local.TakeLeadership(); err != nil {
-				l.logger.Warn("taking back leadership", "topic", tp.Topic, "partition", tp.Partition, "err", err)
-				continue
-			}
-			l.logger.Info("taking back leadership as the preferred replica", "topic", tp.Topic, "partition", tp.Partition, "from_replica", leader)
-			asked++
 		}
 	}
-	return asked
+	var asked atomic.Int32
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, balanceParallel)
+	for _, c := range cands {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			err := c.p.local.CaughtUp(cctx)
+			cancel()
+			if err != nil {
+				l.logger.Debug("not taking back leadership: not caught up", "topic", c.tp.Topic, "partition", c.tp.Partition, "err", err)
+				return
+			}
+			if err := c.p.local.TakeLeadership(); err != nil {
+				l.logger.Warn("taking back leadership", "topic", c.tp.Topic, "partition", c.tp.Partition, "err", err)
+				return
+			}
+			l.logger.Info("taking back leadership as the preferred replica", "topic", c.tp.Topic, "partition", c.tp.Partition, "from_replica", c.leader)
+			asked.Add(1)
+		}()
+	}
+	wg.Wait()
+	return int(asked.Load())
 }
 
 // balanceLoop runs balance every LeaderBalanceInterval and whenever the
