@@ -21,6 +21,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
+// TestMain removes the samsa binary the process tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testcluster.RemoveBinary()
+	os.Exit(code)
+}
+
 // TestClusterFailover runs three `samsa serve` processes with a topic of
 // three partitions replicated three times, and a franz-go producer
 // (idempotent, acks=all) writing numbered records to every partition

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,40 +17,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/samsa-io/samsa/internal/testcluster"
 	"github.com/stretchr/testify/require"
 )
 
-// binary is the samsa binary the end-to-end tests run, built once.
-var binary struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binary.dir != "" {
-		os.RemoveAll(binary.dir)
-	}
+	testcluster.RemoveBinary()
 	os.Exit(code)
 }
 
-func samsaBinary(t *testing.T) string {
-	t.Helper()
-	binary.once.Do(func() {
-		if binary.dir, binary.err = os.MkdirTemp("", "samsa-e2e-"); binary.err != nil {
-			return
-		}
-		binary.path = filepath.Join(binary.dir, "samsa")
-		out, err := exec.Command("go", "build", "-o", binary.path, ".").CombinedOutput()
-		if err != nil {
-			binary.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	require.NoError(t, binary.err)
-	return binary.path
-}
+// samsaBinary is the samsa binary the end-to-end tests run, built once.
+func samsaBinary(t *testing.T) string { return testcluster.Binary(t) }
 
 // freeAddr returns a loopback address with a port nobody listens on now.
 func freeAddr(t *testing.T) string {

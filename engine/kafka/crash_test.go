@@ -21,6 +21,13 @@ import (
 // samsaBinary builds bin/samsa once per test run.
 func samsaBinary(t *testing.T) string { return testcluster.Binary(t) }
 
+// TestMain removes the samsa binary the process tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testcluster.RemoveBinary()
+	os.Exit(code)
+}
+
 // serveProcess is `samsa serve` in a child process, restartable on the
 // same data directory and ports.
 type serveProcess struct {

@@ -21,31 +21,40 @@ import (
 	"time"
 )
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
+var binary struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
 
-// Binary builds cmd/samsa once per test binary and returns its path.
+// Binary builds cmd/samsa once per test binary and returns its path. A
+// package that calls it removes the build in its TestMain with
+// RemoveBinary.
 func Binary(t testing.TB) string {
 	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "samsa-bin-")
-		if err != nil {
-			binErr = err
+	binary.once.Do(func() {
+		if binary.dir, binary.err = os.MkdirTemp("", "samsa-bin-"); binary.err != nil {
 			return
 		}
-		binPath = filepath.Join(dir, "samsa")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/samsa-io/samsa/cmd/samsa").CombinedOutput()
+		binary.path = filepath.Join(binary.dir, "samsa")
+		out, err := exec.Command("go", "build", "-o", binary.path, "github.com/samsa-io/samsa/cmd/samsa").CombinedOutput()
 		if err != nil {
-			binErr = fmt.Errorf("go build: %v: %s", err, out)
+			binary.err = fmt.Errorf("go build: %v: %s", err, out)
 		}
 	})
-	if binErr != nil {
-		t.Fatal(binErr)
+	if binary.err != nil {
+		t.Fatal(binary.err)
 	}
-	return binPath
+	return binary.path
+}
+
+// RemoveBinary deletes what Binary built; call it from TestMain after
+// m.Run.
+func RemoveBinary() {
+	if binary.dir != "" {
+		os.RemoveAll(binary.dir)
+	}
 }
 
 // Cluster is n `samsa serve` processes that are each other's peers.
