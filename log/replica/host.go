@@ -33,7 +33,7 @@ type Host struct {
 	leaderChanges atomic.Uint64
 	proposals     atomic.Uint64 // partition entries proposed from this host
 	restores      atomic.Uint64 // partition replicas replaced by a snapshot
-	leaderWait    notifier      // broadcast on every leader change
+	leaderWait    Notifier      // broadcast on every leader change
 }
 
 // Start starts the NodeHost. Its directory is created if needed.

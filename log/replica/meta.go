@@ -21,7 +21,7 @@ type Meta struct {
 
 	mu      sync.RWMutex // guards st
 	st      *meta.State
-	changed notifier
+	changed Notifier
 }
 
 // StartMeta starts this host's replica of the meta shard. members maps

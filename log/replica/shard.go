@@ -289,7 +289,7 @@ type partitionSM struct {
 	cfg     atomic.Pointer[partition.Config]
 
 	p       atomic.Pointer[partition.Partition]
-	applied notifier
+	applied Notifier
 	bytes   int64 // entry bytes applied since the last snapshot request
 
 	discard   atomic.Bool   // the partition is being deleted: close without syncing

@@ -24,7 +24,7 @@ func (l *Log) reportLeaders() {
 	tick := time.NewTicker(reportInterval)
 	defer tick.Stop()
 	for {
-		changed, viewed := l.host.LeaderChanged(), l.nextView()
+		changed, viewed := l.host.LeaderChanged(), l.viewChanged.Wait()
 		l.reportLeading(ctx)
 		select {
 		case <-changed:

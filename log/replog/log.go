@@ -34,9 +34,8 @@ type Log struct {
 	meta   *replica.Meta
 
 	view        atomic.Pointer[view]
-	reconcileMu sync.Mutex // one reconcile at a time
-	viewMu      sync.Mutex
-	viewChanged chan struct{} // closed when a new view is stored
+	reconcileMu sync.Mutex       // one reconcile at a time
+	viewChanged replica.Notifier // broadcast when a new view is stored
 
 	producerIDs producerIDs
 	free        freeSpace
@@ -204,12 +203,7 @@ func (l *Log) reconcile() error {
 		v.topics[t.Name] = tv
 	}
 	l.view.Store(v)
-	l.viewMu.Lock()
-	if l.viewChanged != nil {
-		close(l.viewChanged)
-		l.viewChanged = nil
-	}
-	l.viewMu.Unlock()
+	l.viewChanged.Broadcast()
 	for _, t := range old.topics {
 		for _, p := range t.parts {
 			if p.local != nil && !keep[p.shardID] {
@@ -267,16 +261,6 @@ func (l *Log) partitionConfig(s meta.LogSettings) partition.Config {
 		c.IndexIntervalBytes = 1
 	}
 	return partition.Config{Log: c, Logger: l.logger}
-}
-
-// nextView returns a channel closed when the next view is stored.
-func (l *Log) nextView() <-chan struct{} {
-	l.viewMu.Lock()
-	defer l.viewMu.Unlock()
-	if l.viewChanged == nil {
-		l.viewChanged = make(chan struct{})
-	}
-	return l.viewChanged
 }
 
 // part finds a partition in the current view.
