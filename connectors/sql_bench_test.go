@@ -63,6 +63,7 @@ func BenchmarkSQLSource(b *testing.B) {
 					}
 					table := benchSQLTable(b, d, b.N)
 					var elapsed time.Duration
+					cpu0 := cpuTime()
 					switch mode {
 					case "raw":
 						b.ReportAllocs()
@@ -77,6 +78,7 @@ func BenchmarkSQLSource(b *testing.B) {
 					}
 					b.StopTimer()
 					b.ReportMetric(float64(b.N)/elapsed.Seconds(), "records/s")
+					b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/record")
 				})
 			}
 		})
