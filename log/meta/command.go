@@ -170,6 +170,12 @@ var decoders = map[string]func(json.RawMessage) (Command, error){
 	RegisterSchema{}.op():       decodeArgs[RegisterSchema],
 	RequestLeaderBalance{}.op(): decodeArgs[RequestLeaderBalance],
 	ReportLeaders{}.op():        decodeArgs[ReportLeaders],
+	ReassignPartitions{}.op():   decodeArgs[ReassignPartitions],
+	AddReplica{}.op():           decodeArgs[AddReplica],
+	MarkCaughtUp{}.op():         decodeArgs[MarkCaughtUp],
+	PromoteReplica{}.op():       decodeArgs[PromoteReplica],
+	RemoveReplica{}.op():        decodeArgs[RemoveReplica],
+	RemoveNode{}.op():           decodeArgs[RemoveNode],
 }
 
 // envelope is the encoding of a command: {"op":"create_topic","args":{...}}.
@@ -282,6 +288,18 @@ func (s *State) apply(cmd Command) Result {
 		return s.registerSchema(c)
 	case ReportLeaders:
 		return s.reportLeaders(c)
+	case ReassignPartitions:
+		return s.reassignPartitions(c)
+	case AddReplica:
+		return s.addReplica(c)
+	case MarkCaughtUp:
+		return s.markCaughtUp(c)
+	case PromoteReplica:
+		return s.promoteReplica(c)
+	case RemoveReplica:
+		return s.removeReplica(c)
+	case RemoveNode:
+		return s.removeNode(c)
 	case RequestLeaderBalance:
 		s.leaderBalances++
 		s.changed()

@@ -25,6 +25,14 @@ var everyOp = []Command{
 	RegisterSchema{Subject: "t-value", Schema: `{"type":"string"}`},
 	RequestLeaderBalance{},
 	ReportLeaders{NodeID: 1, Shards: []ShardTerm{{ShardID: 1000, Term: 3}}},
+	RegisterNode{ID: 2, RaftAddr: "b:1", KafkaAddr: "b:2"},
+	ReassignPartitions{Moves: []Reassignment{{Topic: "t", Partition: 0, Replicas: []uint64{2}}}},
+	AddReplica{ShardID: 1000, NodeID: 2},
+	MarkCaughtUp{ShardID: 1000, ReplicaID: FirstMovedReplicaID},
+	PromoteReplica{ShardID: 1000, ReplicaID: FirstMovedReplicaID},
+	RemoveReplica{ShardID: 1000, ReplicaID: 1},
+	RegisterNode{ID: 3, RaftAddr: "c:1", KafkaAddr: "c:2"},
+	RemoveNode{ID: 3},
 	DeleteTopic{Name: "t"},
 }
 
@@ -94,6 +102,9 @@ func randomCommand(r *rand.Rand, s *State) Command {
 		return out
 	}
 	configValues := []map[string]string{nil, {"retention.ms": "-1"}, {"segment.bytes": "1048576", "message.timestamp.type": "LogAppendTime"}, {"cleanup.policy": "compact"}}
+	if c := randomMove(r, s); c != nil && r.IntN(4) == 0 {
+		return c
+	}
 	switch r.IntN(17) {
 	case 0:
 		id := uint64(r.IntN(5) + 1)
@@ -173,5 +184,49 @@ func TestDeterminism(t *testing.T) {
 		require.Equal(t, saved(t, a), saved(t, b))
 		require.Equal(t, saved(t, a), saved(t, c))
 		require.Len(t, accepted, len(decoders), "seed %d: every op applied at least once: %v", seed, accepted)
+	}
+}
+
+// randomMove returns a step of a partition move, most of the time one
+// that the state is ready for, or nil if there is no topic.
+func randomMove(r *rand.Rand, s *State) Command {
+	ts := s.Topics()
+	if len(ts) == 0 {
+		return nil
+	}
+	t := ts[r.IntN(len(ts))]
+	pi := r.IntN(len(t.Partitions))
+	p := t.Partitions[pi]
+	for _, tt := range ts { // prefer a partition that is moving
+		for i, pp := range tt.Partitions {
+			if pp.Target != nil && r.IntN(2) == 0 {
+				t, pi, p = tt, i, pp
+			}
+		}
+	}
+	rep := p.Replicas[r.IntN(len(p.Replicas))]
+	switch r.IntN(7) {
+	case 0, 1:
+		var nodes []uint64
+		if r.IntN(5) > 0 {
+			for _, n := range r.Perm(5)[:t.ReplicationFactor] {
+				nodes = append(nodes, uint64(n+1))
+			}
+		}
+		return ReassignPartitions{Moves: []Reassignment{{Topic: t.Name, Partition: int32(pi), Replicas: nodes}}}
+	case 2:
+		n := uint64(r.IntN(5) + 1)
+		if len(p.Target) > 0 {
+			n = p.Target[r.IntN(len(p.Target))]
+		}
+		return AddReplica{ShardID: p.ShardID, NodeID: n}
+	case 3:
+		return MarkCaughtUp{ShardID: p.ShardID, ReplicaID: rep.ReplicaID}
+	case 4:
+		return PromoteReplica{ShardID: p.ShardID, ReplicaID: rep.ReplicaID}
+	case 5:
+		return RemoveReplica{ShardID: p.ShardID, ReplicaID: rep.ReplicaID}
+	default:
+		return RemoveNode{ID: uint64(r.IntN(5) + 1)}
 	}
 }

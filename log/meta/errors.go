@@ -54,6 +54,15 @@ var (
 	// ErrInvalidSchema means an empty or over-long schema or subject (no
 	// Kafka code: the schema registry's 42201, invalid schema).
 	ErrInvalidSchema = errors.New("meta: invalid schema")
+	// ErrNoReassignment means a partition has no move in progress to
+	// cancel or carry on (NO_REASSIGNMENT_IN_PROGRESS).
+	ErrNoReassignment = errors.New("meta: no reassignment in progress")
+	// ErrUnknownNode means no node of that id is registered
+	// (BROKER_ID_NOT_REGISTERED).
+	ErrUnknownNode = errors.New("meta: unknown node")
+	// ErrNodeInUse means a node to remove still holds replicas, or is the
+	// target of a move (INVALID_REQUEST).
+	ErrNodeInUse = errors.New("meta: node in use")
 )
 
 // ErrBadSnapshot means a snapshot does not decode or describes an
@@ -85,6 +94,9 @@ const (
 	CodeMetadataTooLarge
 	CodeUnknownPipeline
 	CodeInvalidSchema
+	CodeNoReassignment
+	CodeUnknownNode
+	CodeNodeInUse
 	numCodes
 )
 
@@ -105,6 +117,9 @@ var sentinels = [numCodes]error{
 	CodeMetadataTooLarge:         ErrMetadataTooLarge,
 	CodeUnknownPipeline:          ErrUnknownPipeline,
 	CodeInvalidSchema:            ErrInvalidSchema,
+	CodeNoReassignment:           ErrNoReassignment,
+	CodeUnknownNode:              ErrUnknownNode,
+	CodeNodeInUse:                ErrNodeInUse,
 }
 
 // Err returns the sentinel for c: nil for CodeOK and for codes this

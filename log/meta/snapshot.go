@@ -191,7 +191,7 @@ func (snap *snapshot) restoreTopics(s *State) error {
 				return fmt.Errorf("topic %q partition %d: shard %d unallocated or repeated", t.Name, i, p.ShardID)
 			}
 			shards[p.ShardID] = true
-			if err := s.checkReplicas(p.Replicas, int(t.ReplicationFactor)); err != nil {
+			if err := s.checkReplicas(p, int(t.ReplicationFactor)); err != nil {
 				return fmt.Errorf("topic %q partition %d: %v", t.Name, i, err)
 			}
 		}
@@ -204,24 +204,42 @@ func (snap *snapshot) restoreTopics(s *State) error {
 	return nil
 }
 
-// checkReplicas checks a stored partition's replicas: rf of them, on
-// registered nodes, no node or replica id twice, replica ids either the
-// node's own or allocated from the moved-replica counter.
-func (s *State) checkReplicas(rs []Replica, rf int) error {
-	if len(rs) != rf {
-		return fmt.Errorf("%d replicas, replication factor %d", len(rs), rf)
-	}
-	for i, r := range rs {
+// checkReplicas checks a stored partition's replicas: rf voters (more
+// while a move is in progress, learners besides), on registered nodes, no
+// node or replica id twice, replica ids either the node's own or
+// allocated from the moved-replica counter; a target of rf registered
+// nodes, and learners only while moving (a learner's node may have left
+// the target since).
+func (s *State) checkReplicas(p Partition, rf int) error {
+	voters := 0
+	for i, r := range p.Replicas {
 		if _, ok := s.nodes[r.NodeID]; !ok {
 			return fmt.Errorf("replica on unknown node %d", r.NodeID)
 		}
 		if r.ReplicaID != r.NodeID && (r.ReplicaID < FirstMovedReplicaID || r.ReplicaID >= s.nextReplicaID) {
 			return fmt.Errorf("unallocated replica id %d", r.ReplicaID)
 		}
-		for _, o := range rs[:i] {
+		for _, o := range p.Replicas[:i] {
 			if o.NodeID == r.NodeID || o.ReplicaID == r.ReplicaID {
 				return fmt.Errorf("node %d or replica %d twice", r.NodeID, r.ReplicaID)
 			}
+		}
+		switch {
+		case !r.Learner && r.CaughtUp:
+			return fmt.Errorf("voter %d marked caught up", r.ReplicaID)
+		case !r.Learner:
+			voters++
+		}
+	}
+	if p.Target == nil && voters != len(p.Replicas) {
+		return errors.New("learners without a move")
+	}
+	if voters < rf || (p.Target == nil && voters != rf) {
+		return fmt.Errorf("%d replicas, replication factor %d", voters, rf)
+	}
+	if p.Target != nil {
+		if err := s.checkPlacements(0, [][]uint64{p.Target}, rf); err != nil {
+			return fmt.Errorf("target: %v", err)
 		}
 	}
 	return nil

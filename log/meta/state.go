@@ -65,12 +65,19 @@ type Partition struct {
 	// replica of the partition answer Kafka's Metadata with it.
 	Leader     uint64 `json:",omitempty"`
 	LeaderTerm uint64 `json:",omitempty"`
+	// Target is set while the partition moves: the nodes it will end on,
+	// preferred leader first (move.go).
+	Target []uint64 `json:",omitempty"`
 }
 
 // Replica is one member of a partition's shard.
 type Replica struct {
 	ReplicaID uint64
 	NodeID    uint64
+	// Learner marks a replica added by a move that is not yet a voter (a
+	// dragonboat non-voting member); CaughtUp, that it has caught up.
+	Learner  bool `json:",omitempty"`
+	CaughtUp bool `json:",omitempty"`
 }
 
 // Pipeline is a stored pipeline spec.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"slices"
 )
 
 // ValidateTopicName applies Kafka's rules: 1 to 249 of [a-zA-Z0-9._-], and
@@ -185,7 +186,7 @@ func (t *Topic) clone() Topic {
 	c.Configs = cloneConfigs(t.Configs)
 	c.Partitions = make([]Partition, len(t.Partitions))
 	for i, p := range t.Partitions {
-		c.Partitions[i] = Partition{ShardID: p.ShardID, Replicas: append([]Replica(nil), p.Replicas...), Leader: p.Leader, LeaderTerm: p.LeaderTerm}
+		c.Partitions[i] = Partition{ShardID: p.ShardID, Replicas: append([]Replica(nil), p.Replicas...), Leader: p.Leader, LeaderTerm: p.LeaderTerm, Target: slices.Clone(p.Target)}
 	}
 	return c
 }

@@ -108,7 +108,7 @@ func TestCreatePartitions(t *testing.T) {
 			got, _ := s.Topic("t")
 			require.Len(t, got.Partitions, int(c.cmd.Total))
 			require.Equal(t, uint64(1004), got.Partitions[3].ShardID)
-			require.Equal(t, []Replica{{2, 2}, {3, 3}}, got.Partitions[3].Replicas)
+			require.Equal(t, []Replica{{ReplicaID: 2, NodeID: 2}, {ReplicaID: 3, NodeID: 3}}, got.Partitions[3].Replicas)
 		})
 	}
 }
