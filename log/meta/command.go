@@ -176,6 +176,13 @@ var decoders = map[string]func(json.RawMessage) (Command, error){
 	PromoteReplica{}.op():       decodeArgs[PromoteReplica],
 	RemoveReplica{}.op():        decodeArgs[RemoveReplica],
 	RemoveNode{}.op():           decodeArgs[RemoveNode],
+	InitTxnProducer{}.op():      decodeArgs[InitTxnProducer],
+	AddTxnPartitions{}.op():     decodeArgs[AddTxnPartitions],
+	AddTxnGroup{}.op():          decodeArgs[AddTxnGroup],
+	TxnCommitOffsets{}.op():     decodeArgs[TxnCommitOffsets],
+	EndTxn{}.op():               decodeArgs[EndTxn],
+	CompleteTxn{}.op():          decodeArgs[CompleteTxn],
+	AbortTxn{}.op():             decodeArgs[AbortTxn],
 }
 
 // envelope is the encoding of a command: {"op":"create_topic","args":{...}}.
@@ -288,6 +295,20 @@ func (s *State) apply(cmd Command) Result {
 		return s.registerSchema(c)
 	case ReportLeaders:
 		return s.reportLeaders(c)
+	case InitTxnProducer:
+		return s.initTxnProducer(c)
+	case AddTxnPartitions:
+		return s.addTxnPartitions(c)
+	case AddTxnGroup:
+		return s.addTxnGroup(c)
+	case TxnCommitOffsets:
+		return s.txnCommitOffsets(c)
+	case EndTxn:
+		return s.endTxn(c)
+	case CompleteTxn:
+		return s.completeTxn(c)
+	case AbortTxn:
+		return s.abortTxn(c)
 	case ReassignPartitions:
 		return s.reassignPartitions(c)
 	case AddReplica:

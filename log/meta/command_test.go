@@ -33,6 +33,14 @@ var everyOp = []Command{
 	RemoveReplica{ShardID: 1000, ReplicaID: 1},
 	RegisterNode{ID: 3, RaftAddr: "c:1", KafkaAddr: "c:2"},
 	RemoveNode{ID: 3},
+	InitTxnProducer{TxnID: "x", TimeoutMs: 60000, ProducerID: -1, Epoch: -1, NowMs: 7},
+	AddTxnPartitions{TxnID: "x", ProducerID: 1010, Partitions: []TopicPartition{{"t", 1}, {"t", 0}}, NowMs: 8},
+	AddTxnGroup{TxnID: "x", ProducerID: 1010, Group: "g", NowMs: 8},
+	TxnCommitOffsets{TxnID: "x", ProducerID: 1010, Group: "g", Offsets: []OffsetCommit{{Topic: "t", Partition: 0, Offset: 5}}, NowMs: 9},
+	EndTxn{TxnID: "x", ProducerID: 1010, Commit: true, NowMs: 10},
+	CompleteTxn{TxnID: "x", ProducerID: 1010, NowMs: 11},
+	AddTxnPartitions{TxnID: "x", ProducerID: 1010, Partitions: []TopicPartition{{"t", 1}}, NowMs: 12},
+	AbortTxn{TxnID: "x", ProducerID: 1010, Fence: true, NowMs: 13},
 	DeleteTopic{Name: "t"},
 }
 
@@ -104,6 +112,9 @@ func randomCommand(r *rand.Rand, s *State) Command {
 	configValues := []map[string]string{nil, {"retention.ms": "-1"}, {"segment.bytes": "1048576", "message.timestamp.type": "LogAppendTime"}, {"cleanup.policy": "compact"}}
 	if c := randomMove(r, s); c != nil && r.IntN(4) == 0 {
 		return c
+	}
+	if r.IntN(5) == 0 {
+		return randomTxn(r, s)
 	}
 	switch r.IntN(17) {
 	case 0:

@@ -2,8 +2,8 @@
 // MetaShardID), which holds the cluster's metadata: registered nodes;
 // topics, with their Kafka ids, configs, and each partition's Raft shard
 // and replicas; consumer groups' committed offsets; the producer-id
-// counter; pipeline specs; connector checkpoints; and the Avro schema
-// store.
+// counter; pipeline specs; connector checkpoints; the Avro schema
+// store; and the transaction coordinator's state (txn.go).
 //
 // State changes only through Apply, which every replica runs on the same
 // committed commands in the same order, so it must reach the same state
@@ -35,6 +35,15 @@
 //	delete_pipeline        DeletePipeline       ErrUnknownPipeline
 //	put_checkpoint         PutCheckpoint        ErrInvalidRequest
 //	register_schema        RegisterSchema       ErrInvalidSchema
+//	init_txn_producer      InitTxnProducer      ErrInvalidRequest, ErrInvalidTxnTimeout, ErrConcurrentTransactions,
+//	                                            ErrInvalidProducerIDMapping, ErrProducerFenced
+//	add_txn_partitions     AddTxnPartitions     the txn refusals (ErrInvalidProducerIDMapping, ErrProducerFenced,
+//	                                            ErrConcurrentTransactions), ErrUnknownTopic
+//	add_txn_group          AddTxnGroup          the txn refusals, ErrInvalidGroup
+//	txn_commit_offsets     TxnCommitOffsets     the txn refusals, ErrInvalidTxnState; per entry as commit_offsets
+//	end_txn                EndTxn               the txn refusals, ErrInvalidTxnState
+//	complete_txn           CompleteTxn          the txn refusals, ErrInvalidTxnState
+//	abort_txn              AbortTxn             the txn refusals, ErrInvalidTxnState
 //
 // A refused command changes nothing. Version counts the applies that
 // changed something; a success that changes nothing (registering a node

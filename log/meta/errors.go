@@ -63,6 +63,23 @@ var (
 	// ErrNodeInUse means a node to remove still holds replicas, or is the
 	// target of a move (INVALID_REQUEST).
 	ErrNodeInUse = errors.New("meta: node in use")
+	// ErrConcurrentTransactions means the transactional id's transaction
+	// is open or still being completed (CONCURRENT_TRANSACTIONS: retry).
+	ErrConcurrentTransactions = errors.New("meta: concurrent transactions")
+	// ErrProducerFenced means the producer's epoch is not the
+	// transactional id's current one: a newer instance took over
+	// (PRODUCER_FENCED; INVALID_PRODUCER_EPOCH to older clients).
+	ErrProducerFenced = errors.New("meta: producer fenced")
+	// ErrInvalidProducerIDMapping means the transactional id is unknown or
+	// has another producer id (INVALID_PRODUCER_ID_MAPPING).
+	ErrInvalidProducerIDMapping = errors.New("meta: invalid producer id mapping")
+	// ErrInvalidTxnState means the request does not fit the transaction's
+	// state: committing what was aborted, offsets for a group not added
+	// (INVALID_TXN_STATE).
+	ErrInvalidTxnState = errors.New("meta: invalid transaction state")
+	// ErrInvalidTxnTimeout means a transaction timeout outside 1 ms to
+	// MaxTxnTimeoutMs (INVALID_TRANSACTION_TIMEOUT).
+	ErrInvalidTxnTimeout = errors.New("meta: invalid transaction timeout")
 )
 
 // ErrBadSnapshot means a snapshot does not decode or describes an
@@ -97,6 +114,11 @@ const (
 	CodeNoReassignment
 	CodeUnknownNode
 	CodeNodeInUse
+	CodeConcurrentTransactions
+	CodeProducerFenced
+	CodeInvalidProducerIDMapping
+	CodeInvalidTxnState
+	CodeInvalidTxnTimeout
 	numCodes
 )
 
@@ -120,6 +142,11 @@ var sentinels = [numCodes]error{
 	CodeNoReassignment:           ErrNoReassignment,
 	CodeUnknownNode:              ErrUnknownNode,
 	CodeNodeInUse:                ErrNodeInUse,
+	CodeConcurrentTransactions:   ErrConcurrentTransactions,
+	CodeProducerFenced:           ErrProducerFenced,
+	CodeInvalidProducerIDMapping: ErrInvalidProducerIDMapping,
+	CodeInvalidTxnState:          ErrInvalidTxnState,
+	CodeInvalidTxnTimeout:        ErrInvalidTxnTimeout,
 }
 
 // Err returns the sentinel for c: nil for CodeOK and for codes this

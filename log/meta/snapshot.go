@@ -32,6 +32,7 @@ type snapshot struct {
 	Checkpoints         []snapCheckpoint `json:",omitempty"`
 	Schemas             []snapSchema     `json:",omitempty"` // by id
 	Subjects            []snapSubject    `json:",omitempty"` // by name
+	Txns                []Txn            `json:",omitempty"` // by transactional id
 }
 
 type snapTopic struct {
@@ -87,6 +88,9 @@ func (s *State) Save(w io.Writer) error {
 	}
 	for _, sub := range sortedKeys(s.schemas.subjects) {
 		snap.Subjects = append(snap.Subjects, snapSubject{sub, s.schemas.subjects[sub]})
+	}
+	for _, id := range sortedKeys(s.txns) {
+		snap.Txns = append(snap.Txns, s.txns[id].clone())
 	}
 	b, err := json.Marshal(snap)
 	if err != nil {
@@ -150,13 +154,26 @@ func (snap *snapshot) restore() (*State, error) {
 	s.nextShardID, s.nextReplicaID = snap.NextShardID, snap.NextReplicaID
 	s.nextProducerID, s.nextPipelineVersion, s.schemas.nextID = snap.NextProducerID, snap.NextPipelineVersion, snap.NextSchemaID
 	s.leaderBalances = snap.LeaderBalances
-	for _, step := range []func(*State) error{snap.restoreNodes, snap.restoreTopics, snap.restoreGroups, snap.restoreStore, snap.restoreSchemas} {
+	for _, step := range []func(*State) error{snap.restoreNodes, snap.restoreTopics, snap.restoreGroups, snap.restoreStore, snap.restoreSchemas, snap.restoreTxns} {
 		if err := step(s); err != nil {
 			return nil, err
 		}
 	}
 	s.version = snap.Version // after the steps: restoring nodes goes through registerNode
 	return s, nil
+}
+
+func (snap *snapshot) restoreTxns(s *State) error {
+	if err := checkTxns(snap.Txns); err != nil {
+		return err
+	}
+	for _, t := range snap.Txns {
+		if t.ProducerID >= s.nextProducerID {
+			return fmt.Errorf("transactional id %q: producer %d not allocated", t.ID, t.ProducerID)
+		}
+		s.txns[t.ID] = &t
+	}
+	return nil
 }
 
 func (snap *snapshot) restoreNodes(s *State) error {

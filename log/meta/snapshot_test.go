@@ -114,7 +114,7 @@ func TestLoadRefusesBadSnapshots(t *testing.T) {
 		"unknown field":           edit(`"Format":1`, `"Format":1,"Extra":2`),
 		"other format":            edit(`"Format":1`, `"Format":2`),
 		"shard counter too low":   edit(`"NextShardID":1004`, `"NextShardID":999`),
-		"producer counter low":    edit(`"NextProducerID":1010`, `"NextProducerID":5`),
+		"producer counter low":    edit(`"NextProducerID":1011`, `"NextProducerID":5`),
 		"shard id not allocated":  edit(`"NextShardID":1004`, `"NextShardID":1003`),
 		"node id 0":               edit(`"ID":2,"RaftAddr"`, `"ID":0,"RaftAddr"`),
 		"nodes out of order":      edit(`"ID":2,"RaftAddr"`, `"ID":1,"RaftAddr"`),

@@ -105,6 +105,7 @@ type State struct {
 	pipelines   map[string]Pipeline
 	checkpoints map[string][]byte
 	schemas     schemaStore
+	txns        map[string]*Txn // transactional id → its producer and transaction
 
 	nextShardID         uint64
 	nextReplicaID       uint64
@@ -123,6 +124,7 @@ func NewState() *State {
 		pipelines:           map[string]Pipeline{},
 		checkpoints:         map[string][]byte{},
 		schemas:             newSchemaStore(),
+		txns:                map[string]*Txn{},
 		nextShardID:         FirstPartitionShardID,
 		nextReplicaID:       FirstMovedReplicaID,
 		nextProducerID:      FirstProducerID,
