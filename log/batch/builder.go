@@ -22,6 +22,7 @@ type Builder struct {
 	producerID    int64
 	producerEpoch int16
 	baseSequence  int32
+	transactional bool
 
 	count         int32
 	baseTimestamp int64
@@ -46,6 +47,10 @@ func (b *Builder) SetProducer(id int64, epoch int16, baseSequence int32) {
 	b.producerSet = true
 	b.producerID, b.producerEpoch, b.baseSequence = id, epoch, baseSequence
 }
+
+// SetTransactional marks the batches built as part of the producer's
+// transaction (the attributes' transactional bit).
+func (b *Builder) SetTransactional(on bool) { b.transactional = on }
 
 // Add appends a record. r.Offset is ignored: the record's offsetDelta is
 // its index. r.Timestamp is absolute milliseconds; the first record's
@@ -95,7 +100,11 @@ func (b *Builder) Build(dst []byte) ([]byte, error) {
 	be.PutUint32(h[offLength:], uint32(length))
 	be.PutUint32(h[offLeaderEpoch:], math.MaxUint32) // -1
 	h[offMagic] = Magic
-	be.PutUint16(h[offAttributes:], uint16(Attributes(b.codec)&codecMask))
+	attrs := Attributes(b.codec) & codecMask
+	if b.transactional {
+		attrs |= attrTransactional
+	}
+	be.PutUint16(h[offAttributes:], uint16(attrs))
 	be.PutUint32(h[offLastOffsetDelta:], uint32(b.count-1))
 	be.PutUint64(h[offBaseTimestamp:], uint64(b.baseTimestamp))
 	be.PutUint64(h[offMaxTimestamp:], uint64(b.maxTimestamp))

@@ -92,3 +92,26 @@ func TestBuilderUnknownCodec(t *testing.T) {
 	require.ErrorIs(t, err, ErrCodec)
 	require.Equal(t, "x", string(out), "dst is returned unchanged on error")
 }
+
+func TestBuilderTransactional(t *testing.T) {
+	var b Builder
+	b.SetProducer(7, 2, 10)
+	b.SetTransactional(true)
+	b.Add(Record{Value: []byte("v"), Timestamp: 1})
+	out, err := b.Build(nil)
+	require.NoError(t, err)
+	h, err := Validate(out)
+	require.NoError(t, err)
+	require.True(t, h.Attributes.Transactional())
+	require.False(t, h.Attributes.Control())
+	require.Equal(t, int64(7), h.ProducerID)
+
+	b.Reset()
+	b.SetTransactional(false)
+	b.Add(Record{Value: []byte("v"), Timestamp: 1})
+	out, err = b.Build(nil)
+	require.NoError(t, err)
+	h, err = Validate(out)
+	require.NoError(t, err)
+	require.False(t, h.Attributes.Transactional())
+}
