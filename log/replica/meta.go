@@ -1,10 +1,18 @@
 package replica
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/lni/dragonboat/v4"
 	"github.com/lni/dragonboat/v4/client"
@@ -22,11 +30,14 @@ type Meta struct {
 	mu      sync.RWMutex // guards st
 	st      *meta.State
 	changed Notifier
+	voter   atomic.Bool // a voter of the meta shard, not a non-voting member
 }
 
 // StartMeta starts this host's replica of the meta shard. members maps
 // node ids (the meta replicas' ids) to Raft addresses; join starts an
-// empty replica that an existing cluster adds.
+// empty non-voting replica that an existing cluster adds (Meta.AddNonVoting
+// on a member). A replica this host ran before restarts in the role it
+// last had, whatever members and join say.
 func (h *Host) StartMeta(members map[uint64]string, join bool) (*Meta, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -34,20 +45,99 @@ func (h *Host) StartMeta(members map[uint64]string, join bool) (*Meta, error) {
 		return h.meta, nil
 	}
 	m := &Meta{host: h, session: h.nh.GetNoOPSession(meta.MetaShardID), st: meta.NewState(), sem: make(chan struct{}, h.cfg.MaxInFlight)}
+	fresh := !h.nh.HasNodeInfo(meta.MetaShardID, h.cfg.NodeID)
+	role, err := h.metaRole(fresh, join)
+	if err != nil {
+		return nil, err
+	}
 	targets := map[uint64]dragonboat.Target{}
-	if !join {
+	if fresh && !join {
 		for id, addr := range members {
 			targets[id] = addr
 		}
 	}
 	cfg := h.shardConfig(meta.MetaShardID, h.cfg.NodeID)
 	cfg.SnapshotEntries = 10_000 // the whole state is snapshotted: keep the log short
+	cfg.IsNonVoting = role == metaNonVoting
 	create := func(shardID, replicaID uint64) sm.IStateMachine { return (*metaSM)(m) }
-	if err := h.nh.StartReplica(targets, join, create, cfg); err != nil {
+	if err := h.nh.StartReplica(targets, fresh && join, create, cfg); err != nil {
 		return nil, fmt.Errorf("replica: start the meta shard: %w", mapError(err))
 	}
+	m.voter.Store(role == metaVoter)
 	h.meta = m
 	return m, nil
+}
+
+// The meta replica's role is kept in a file beside dragonboat's data: a
+// replica restarts in the role it had (dragonboat panics when a
+// non-voting member's own replica runs as a voter), and only this host
+// knows when it was promoted (MarkVoter).
+const (
+	metaRoleFile  = "meta-role"
+	metaVoter     = "voter"
+	metaNonVoting = "non-voting"
+)
+
+func (h *Host) metaRole(fresh, join bool) (string, error) {
+	path := filepath.Join(h.cfg.Dir, metaRoleFile)
+	if !fresh {
+		b, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return metaVoter, nil // written by every start since roles exist; before, all were voters
+		}
+		if err != nil {
+			return "", fmt.Errorf("replica: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	role := metaVoter
+	if join {
+		role = metaNonVoting
+	}
+	return role, writeFileSync(path, role+"\n")
+}
+
+// Voter reports whether this host's meta replica is a voter.
+func (m *Meta) Voter() bool { return m.voter.Load() }
+
+// MarkVoter records that this host's meta replica was promoted to a
+// voter, so that it restarts as one; a snapshot first puts the promotion
+// behind what a restart re-applies (Host.snapshot).
+func (m *Meta) MarkVoter(ctx context.Context) error {
+	if m.voter.Load() {
+		return nil
+	}
+	if err := m.host.snapshot(ctx, meta.MetaShardID); err != nil {
+		return err
+	}
+	if err := writeFileSync(filepath.Join(m.host.cfg.Dir, metaRoleFile), metaVoter+"\n"); err != nil {
+		return err
+	}
+	m.voter.Store(true)
+	return nil
+}
+
+// writeFileSync replaces a small file durably.
+func writeFileSync(path, content string) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("replica: %w", err)
+	}
+	_, err = f.WriteString(content)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		return fmt.Errorf("replica: %w", err)
+	}
+	return nil
 }
 
 // Read calls fn with the metadata as this replica has applied it. fn must
@@ -126,9 +216,17 @@ func (s *metaSM) SaveSnapshot(w io.Writer, _ sm.ISnapshotFileCollection, _ <-cha
 	return s.st.Save(w)
 }
 
+// RecoverFromSnapshot reads the one JSON value SaveSnapshot wrote and no
+// further: dragonboat's snapshot reader does not end with a clean io.EOF
+// after the payload (a restart from the meta shard's own snapshot failed
+// with "data after the snapshot").
 func (s *metaSM) RecoverFromSnapshot(r io.Reader, _ []sm.SnapshotFile, _ <-chan struct{}) error {
+	var raw json.RawMessage
+	if err := json.NewDecoder(r).Decode(&raw); err != nil {
+		return fmt.Errorf("replica: meta snapshot: %w", err)
+	}
 	s.mu.Lock()
-	err := s.st.Load(r)
+	err := s.st.Load(bytes.NewReader(raw))
 	s.mu.Unlock()
 	s.changed.Broadcast()
 	return err

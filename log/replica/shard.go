@@ -29,6 +29,9 @@ type PartitionSpec struct {
 	// Join is set for a replica added to an existing shard: it starts empty
 	// and catches up from the leader.
 	Join bool
+	// NonVoting starts the replica as a non-voting member (a learner added
+	// by a move, not yet promoted).
+	NonVoting bool
 	// Dir holds the partition's segments and checkpoint.
 	Dir string
 	// Config configures the partition (segment sizes, retention, ...).
@@ -74,13 +77,19 @@ func (h *Host) StartPartition(spec PartitionSpec) (*Shard, error) {
 	s.sm.cfg.Store(&spec.Config)
 	s.solo.Store(!spec.Join && len(spec.Members) == 1)
 	members := map[uint64]dragonboat.Target{}
-	if !spec.Join {
+	join := spec.Join && fresh
+	if !spec.Join && fresh {
 		for id, addr := range spec.Members {
 			members[id] = addr
 		}
 	}
+	// A known replica restarts without members: dragonboat has them, and
+	// would refuse a list that differs from the first one it was given
+	// (the replicas change when partitions move).
+	cfg := h.shardConfig(spec.ShardID, spec.ReplicaID)
+	cfg.IsNonVoting = spec.NonVoting
 	create := func(shardID, replicaID uint64) sm.IOnDiskStateMachine { return s.sm }
-	if err := h.nh.StartOnDiskReplica(members, spec.Join, create, h.shardConfig(spec.ShardID, spec.ReplicaID)); err != nil {
+	if err := h.nh.StartOnDiskReplica(members, join, create, cfg); err != nil {
 		return nil, fmt.Errorf("replica: start shard %d: %w", spec.ShardID, mapError(err))
 	}
 	h.shards[spec.ShardID] = s

@@ -33,6 +33,11 @@ type Config struct {
 	// Peers are the meta shard's initial members, node id → Raft address;
 	// default this node alone.
 	Peers map[uint64]string `yaml:"peers"`
+	// Join starts a node that is not among the initial peers: it waits
+	// until a member adds it (AddNode), then follows the metadata as a
+	// non-voting member of the meta shard. Ignored once the node has
+	// joined.
+	Join bool `yaml:"join"`
 	// Raft tunes replication (RTT, elections, LogDB, snapshots). NodeID,
 	// Dir and RaftAddr are filled in from the fields above.
 	Raft replica.Config `yaml:"raft"`
@@ -59,7 +64,7 @@ func (c Config) WithDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	if len(c.Peers) == 0 {
+	if len(c.Peers) == 0 && !c.Join {
 		c.Peers = map[uint64]string{c.NodeID: c.RaftAddr}
 	}
 	if c.RetentionCheck == 0 {

@@ -66,6 +66,7 @@ type partView struct {
 	// leader and leaderTerm are the last leader reported to the metadata
 	// (leaders.go), for nodes without a replica of the partition.
 	leader, leaderTerm uint64
+	target             []uint64 // the nodes a move in progress ends on (move.go)
 }
 
 // Open starts this node: Raft, the meta shard, the node's registration in
@@ -87,11 +88,11 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	l := &Log{cfg: cfg, logger: cfg.Logger, host: host, done: make(chan struct{})}
 	l.free.dir, l.free.min = cfg.DataDir, cfg.MinFreeBytes
 	l.view.Store(&view{topics: map[string]*topicView{}, nodes: map[uint64]meta.Node{}})
-	if _, member := cfg.Peers[cfg.NodeID]; !member {
+	if _, member := cfg.Peers[cfg.NodeID]; !member && !cfg.Join {
 		host.Close()
-		return nil, fmt.Errorf("replog: node %d is not among peers %v; joining a running cluster is not supported yet", cfg.NodeID, cfg.Peers)
+		return nil, fmt.Errorf("replog: node %d is not among peers %v: start it with join to add it to a running cluster", cfg.NodeID, cfg.Peers)
 	}
-	if l.meta, err = host.StartMeta(cfg.Peers, false); err != nil {
+	if l.meta, err = host.StartMeta(cfg.Peers, cfg.Join); err != nil {
 		host.Close()
 		return nil, err
 	}
@@ -102,11 +103,12 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if err := l.reconcile(); err != nil {
 		l.logger.Warn("starting partition replicas", "err", err)
 	}
-	l.wg.Add(4)
+	l.wg.Add(5)
 	go l.watch()
 	go l.retain()
 	go l.balanceLoop()
 	go l.reportLeaders()
+	go l.moveLoop()
 	return l, nil
 }
 
@@ -182,14 +184,14 @@ func (l *Log) reconcile() error {
 		tv := &topicView{Topic: t, settings: t.LogSettings(), parts: make([]*partView, len(t.Partitions))}
 		pcfg := l.partitionConfig(tv.settings)
 		for i, p := range t.Partitions {
-			pv := &partView{shardID: p.ShardID, replicas: p.Replicas, leader: p.Leader, leaderTerm: p.LeaderTerm}
+			pv := &partView{shardID: p.ShardID, replicas: p.Replicas, leader: p.Leader, leaderTerm: p.LeaderTerm, target: p.Target}
 			tv.parts[i] = pv
 			for _, r := range p.Replicas {
 				if r.NodeID != l.cfg.NodeID {
 					continue
 				}
 				keep[p.ShardID] = true
-				s, err := l.startReplica(TopicPartition{t.Name, int32(i)}, p, r.ReplicaID, v.nodes, pcfg)
+				s, err := l.startReplica(TopicPartition{t.Name, int32(i)}, p, r, v.nodes, pcfg)
 				if err != nil {
 					errs = append(errs, err)
 					continue
@@ -217,27 +219,36 @@ func (l *Log) reconcile() error {
 	return errors.Join(errs...)
 }
 
-func (l *Log) startReplica(tp TopicPartition, p meta.Partition, replicaID uint64, nodes map[uint64]meta.Node, pcfg partition.Config) (*replica.Shard, error) {
+// startReplica starts this node's replica of a partition. A replica
+// placed when the partition was created (its id is the node's) starts
+// with the partition's first members; one added by a move joins the
+// shard, as a non-voting member until it is promoted.
+func (l *Log) startReplica(tp TopicPartition, p meta.Partition, r meta.Replica, nodes map[uint64]meta.Node, pcfg partition.Config) (*replica.Shard, error) {
 	if s := l.host.Shard(p.ShardID); s != nil {
 		return s, nil
 	}
+	join := r.ReplicaID >= meta.FirstMovedReplicaID
 	members := map[uint64]string{}
-	for _, r := range p.Replicas {
-		n, ok := nodes[r.NodeID]
-		if !ok {
-			return nil, fmt.Errorf("%s: replica on unregistered node %d", tp, r.NodeID)
+	for _, m := range p.Replicas {
+		if join || m.ReplicaID >= meta.FirstMovedReplicaID {
+			continue
 		}
-		members[r.ReplicaID] = n.RaftAddr
+		n, ok := nodes[m.NodeID]
+		if !ok {
+			return nil, fmt.Errorf("%s: replica on unregistered node %d", tp, m.NodeID)
+		}
+		members[m.ReplicaID] = n.RaftAddr
 	}
 	s, err := l.host.StartPartition(replica.PartitionSpec{
-		ShardID: p.ShardID, ReplicaID: replicaID, Members: members,
+		ShardID: p.ShardID, ReplicaID: r.ReplicaID, Members: members,
+		Join: join, NonVoting: r.Learner,
 		Dir:    filepath.Join(l.cfg.partitionsDir(), tp.String()),
 		Config: pcfg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", tp, err)
 	}
-	l.logger.Info("partition replica started", "topic", tp.Topic, "partition", tp.Partition, "shard", p.ShardID, "replica", replicaID)
+	l.logger.Info("partition replica started", "topic", tp.Topic, "partition", tp.Partition, "shard", p.ShardID, "replica", r.ReplicaID, "learner", r.Learner)
 	return s, nil
 }
 

@@ -228,8 +228,12 @@ func (l *Log) PartitionInfo(tp TopicPartition) (PartitionInfo, error) {
 	info := PartitionInfo{Replicas: make([]uint64, len(p.replicas))}
 	for i, r := range p.replicas {
 		info.Replicas[i] = r.NodeID
+		// As in Kafka's reassignment, a replica being added joins the
+		// in-sync set once it has caught up.
+		if !r.Learner || r.CaughtUp {
+			info.ISR = append(info.ISR, r.NodeID)
+		}
 	}
-	info.ISR = info.Replicas
 	if p.local != nil {
 		if id, term, ok := p.local.Leader(); ok {
 			for _, r := range p.replicas {

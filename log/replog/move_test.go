@@ -1,0 +1,162 @@
+package replog
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/samsa-io/samsa/log/meta"
+	"github.com/stretchr/testify/require"
+)
+
+// TestClusterMoveAndRemoveNode adds a fourth node to a running
+// three-node cluster, moves a partition from nodes 1, 2, 3 to 4, 2, 1
+// while a writer appends, then removes node 3: the new replica holds
+// the partition byte for byte, every acknowledged append is there once,
+// node 3's replica and data are gone, and node 4 took its meta vote.
+func TestClusterMoveAndRemoveNode(t *testing.T) {
+	c := newCluster(t, 3)
+	ctx := ctxT(t, 120*time.Second)
+	n1 := c.nodes[0].log
+	require.NoError(t, n1.CreateTopic(ctx, TopicSpec{Name: "mv", Partitions: 1, ReplicationFactor: 3}, false))
+	tp := TopicPartition{"mv", 0}
+
+	// Node 4 starts with join and waits until a member adds it.
+	n4 := newNode(t, filepath.Join(t.TempDir(), "4"), 4, map[uint64]string{4: freeAddr(t)})
+	n4.cfg.Peers, n4.cfg.Join = nil, true
+	opened := make(chan struct{})
+	go func() { defer close(opened); n4.open(t) }()
+	t.Cleanup(func() { <-opened; n4.close(t) })
+	require.NoError(t, n1.AddNode(ctx, 4, n4.cfg.RaftAddr))
+	require.NoError(t, n1.AddNode(ctx, 4, n4.cfg.RaftAddr), "adding again is a retry")
+	require.NoError(t, n1.WaitRegistered(ctx, 4))
+	<-opened
+	c.nodes = append(c.nodes, n4)
+
+	// A writer appends throughout, to whichever node leads.
+	var mu sync.Mutex
+	var acked []string
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var err error
+			for _, n := range c.nodes {
+				if n.log == nil {
+					continue
+				}
+				if _, err = n.log.Append(ctx, tp, recordBatch(t, -1, int32(i), "w", 1, 1), AppendOptions{Acks: AcksAll}); err == nil {
+					mu.Lock()
+					acked = append(acked, fmt.Sprintf("w-%d", i))
+					mu.Unlock()
+					break
+				}
+			}
+			if err != nil {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+
+	errs, err := n1.Reassign(ctx, []meta.Reassignment{{Topic: "mv", Partition: 0, Replicas: []uint64{4, 2, 1}}})
+	require.NoError(t, err)
+	require.Equal(t, []error{nil}, errs)
+	require.Eventually(t, func() bool {
+		for _, n := range c.nodes {
+			info, err := n.log.PartitionInfo(tp)
+			if err != nil || len(n.log.Reassignments()) > 0 || !slices.Equal(info.Replicas, []uint64{4, 2, 1}) {
+				return false
+			}
+		}
+		return true
+	}, 60*time.Second, 50*time.Millisecond, "the move ends")
+	info, err := n1.PartitionInfo(tp)
+	require.NoError(t, err)
+	require.Equal(t, []uint64{4, 2, 1}, info.ISR)
+	time.Sleep(300 * time.Millisecond) // appends to the new membership
+	close(stop)
+	<-done
+
+	// Node 3 stopped its replica and deleted it.
+	require.Eventually(t, func() bool {
+		_, err := os.Stat(filepath.Join(c.nodes[2].cfg.DataDir, "partitions", "mv-0"))
+		return os.IsNotExist(err) && c.nodes[2].log.host.Shard(info2shard(t, n1, tp)) == nil
+	}, 30*time.Second, 50*time.Millisecond)
+
+	leader := c.leader(t, tp).log
+	want := replicaBytes(t, leader, tp)
+	for _, id := range []int{4, 2, 1} {
+		n := c.nodes[id-1]
+		require.Eventually(t, func() bool { return bytes.Equal(want, replicaBytes(t, n.log, tp)) }, 20*time.Second, 20*time.Millisecond,
+			"node %d holds the partition byte for byte", id)
+	}
+	mu.Lock()
+	require.NotEmpty(t, acked)
+	got := readAll(t, leader, tp, 0)
+	require.Equal(t, acked, onlyIn(got, acked), "every acknowledged append once, in order")
+	mu.Unlock()
+
+	// Node 3 leaves: it holds no replica any more.
+	require.NoError(t, n1.RemoveNode(ctx, 3))
+	_, ok := n1.view.Load().nodes[3]
+	require.False(t, ok)
+	mem, err := n1.meta.Membership(ctx)
+	require.NoError(t, err)
+	require.False(t, mem.Has(3))
+	require.Contains(t, mem.Voters, uint64(4), "node 4 took node 3's vote in the meta shard")
+	require.Eventually(t, func() bool { return n4.log.meta.Voter() }, 10*time.Second, 50*time.Millisecond, "node 4 records its promotion")
+	require.ErrorIs(t, n1.AddNode(ctx, 3, c.nodes[2].cfg.RaftAddr), ErrInvalidRequest, "a removed id never comes back")
+	c.nodes[2].close(t)
+
+	// Node 4 restarts as a voter of both shards; the cluster of 1, 2, 4
+	// keeps taking writes.
+	n4.close(t)
+	n4.open(t)
+	require.True(t, n4.log.meta.Voter())
+	require.Eventually(t, func() bool {
+		l := c.leader(t, tp).log
+		_, err := l.Append(ctx, tp, recordBatch(t, -1, 0, "after", 1, 1), AppendOptions{Acks: AcksAll})
+		return err == nil
+	}, 30*time.Second, 50*time.Millisecond)
+	require.NoError(t, n1.CreateTopic(ctx, TopicSpec{Name: "after", Partitions: 3, ReplicationFactor: 3}, false))
+	for _, tpi := range n1.Topics() {
+		for _, p := range tpi.Partitions {
+			require.False(t, slices.ContainsFunc(p.Replicas, func(r meta.Replica) bool { return r.NodeID == 3 }))
+		}
+	}
+}
+
+func info2shard(t *testing.T, l *Log, tp TopicPartition) uint64 {
+	t.Helper()
+	_, p, err := l.part(tp)
+	require.NoError(t, err)
+	return p.shardID
+}
+
+// onlyIn returns the values of got that are in want, in got's order: an
+// append that failed ambiguously may be in the log, and is no loss.
+func onlyIn(got, want []string) []string {
+	in := map[string]bool{}
+	for _, w := range want {
+		in[w] = true
+	}
+	var out []string
+	for _, g := range got {
+		if in[g] {
+			out = append(out, g)
+		}
+	}
+	return out
+}
