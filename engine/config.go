@@ -31,6 +31,10 @@ type Config struct {
 	// Peers are the initial nodes of the cluster's meta shard, node id →
 	// Raft address. Default this node alone.
 	Peers map[uint64]string `yaml:"peers"`
+	// Join starts a node that is not among the initial peers: it waits,
+	// without a time limit, until a member adds it (`samsa cluster
+	// add-node`), then joins. Ignored once the node has joined.
+	Join bool `yaml:"join"`
 	// AutoCreateTopics creates topics that clients ask for. Default off.
 	AutoCreateTopics bool `yaml:"auto_create_topics"`
 	// DefaultPartitions is the partition count of auto-created topics.

@@ -151,11 +151,18 @@ func TestClusterFailover(t *testing.T) {
 // segment files are byte-identical. It returns how many were acknowledged.
 func checkReplicas(t *testing.T, c *testcluster.Cluster, topic string, acked [][]int) int {
 	t.Helper()
+	return checkReplicasOn(t, c.Nodes, topic, acked)
+}
+
+// checkReplicasOn is checkReplicas on some of the nodes: those that hold
+// the partitions.
+func checkReplicasOn(t *testing.T, nodes []*testcluster.Node, topic string, acked [][]int) int {
+	t.Helper()
 	total := 0
 	for part := range len(acked) {
 		total += len(acked[part])
 		var first map[string][]byte
-		for _, nd := range c.Nodes {
+		for _, nd := range nodes {
 			dir := filepath.Join(nd.Dir, "partitions", fmt.Sprintf("%s-%d", topic, part))
 			files := segmentFiles(t, dir)
 			seqs := storedSequences(t, files)
@@ -179,7 +186,7 @@ func checkReplicas(t *testing.T, c *testcluster.Cluster, topic string, acked [][
 			}
 			require.Equal(t, slices.Sorted(maps.Keys(first)), slices.Sorted(maps.Keys(files)), "node %d, partition %d: segment files", nd.ID, part)
 			for name, b := range files {
-				require.True(t, bytes.Equal(first[name], b), "node %d, partition %d: %s differs from node 1's", nd.ID, part, name)
+				require.True(t, bytes.Equal(first[name], b), "node %d, partition %d: %s differs from node %d's", nd.ID, part, name, nodes[0].ID)
 			}
 		}
 	}

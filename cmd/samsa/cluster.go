@@ -22,13 +22,15 @@ import (
 func newCluster(g *globals) *cobra.Command {
 	cmd := group(&cobra.Command{
 		Use:   "cluster",
-		Short: "Show the cluster's brokers and check its health",
-		Long:  "Show the brokers of the cluster, its controller and id, and check that it is healthy.",
+		Short: "Show the cluster's brokers, check its health, add and remove nodes",
+		Long:  "Show the brokers of the cluster, its controller and id, check that it is healthy, balance its leaders, add and remove nodes.",
 		Example: `  samsa cluster info
   samsa cluster health
-  samsa cluster rebalance`,
+  samsa cluster rebalance
+  samsa cluster add-node 4 --raft-addr host4:9093
+  samsa cluster remove-node 3`,
 	})
-	cmd.AddCommand(newClusterInfo(g), newClusterHealth(g), newClusterRebalance(g))
+	cmd.AddCommand(newClusterInfo(g), newClusterHealth(g), newClusterRebalance(g), newClusterAddNode(g), newClusterRemoveNode(g))
 	return cmd
 }
 

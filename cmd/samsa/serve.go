@@ -41,6 +41,7 @@ answered, every partition checkpointed.`,
 		Example: `  samsa serve                                  # one node: ./data, Kafka on 127.0.0.1:9092
   samsa serve --data-dir /var/lib/samsa --kafka-addr 0.0.0.0:9092 --advertise-kafka-addr broker1:9092
   samsa serve --config samsa.yaml --log-format json
+  samsa serve --node-id 4 --join --raft-addr host4:9093   # then: samsa cluster add-node 4 --raft-addr host4:9093
   samsa serve --pipelines pipelines/            # and run every pipeline file in the folder`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return f.run(cmd) },
@@ -60,6 +61,7 @@ func (f *serveFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.cfg.RaftAddr, "raft-addr", "127.0.0.1:9093", "address for Raft traffic between nodes")
 	fl.StringVar(&f.cfg.HTTPAddr, "http-addr", "127.0.0.1:9644", "address for /metrics, /healthz, /readyz and the pipeline API")
 	fl.StringVar(&f.peers, "peers", "", "the cluster's initial nodes as id=raft-host:port,... (default: this node alone)")
+	fl.BoolVar(&f.cfg.Join, "join", false, "join a running cluster: wait until `samsa cluster add-node` adds this node")
 	fl.BoolVar(&f.cfg.AutoCreateTopics, "auto-create-topics", false, "create topics that clients ask for")
 	fl.Int32Var(&f.cfg.DefaultPartitions, "default-partitions", 1, "partitions of auto-created topics")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
@@ -82,6 +84,10 @@ func (f *serveFlags) serve(cmd *cobra.Command, then func(context.Context, *engin
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	start, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	if cfg.Join {
+		// A joining node waits for `samsa cluster add-node`, however long.
+		start, cancel = context.WithCancel(ctx)
+	}
 	defer cancel()
 	node, err := engine.Start(start, cfg)
 	if err != nil {
@@ -125,6 +131,7 @@ func (f *serveFlags) load(fl *pflag.FlagSet) (engine.Config, error) {
 	set("auto-create-topics", func() { cfg.AutoCreateTopics = f.cfg.AutoCreateTopics })
 	set("default-partitions", func() { cfg.DefaultPartitions = f.cfg.DefaultPartitions })
 	set("pipelines", func() { cfg.PipelinesDir = f.cfg.PipelinesDir })
+	set("join", func() { cfg.Join = f.cfg.Join })
 	if f.peers != "" {
 		peers, err := parsePeers(f.peers)
 		if err != nil {

@@ -20,13 +20,14 @@ func newTopics(g *globals) *cobra.Command {
 		Short: "Create, list, describe, alter and delete topics",
 		Long: `Manage topics on any Kafka-compatible cluster: create them with their
 partition count and configs, list and describe them (partitions, leaders,
-replicas, offsets and configs), change their configs, grow them, delete them.`,
+replicas, offsets and configs), change their configs, grow them, move their
+partitions to other nodes, delete them.`,
 		Example: `  samsa topics create MyfirstTopic1 --partitions 2 --replication-factor 1
   samsa topics list
   samsa topics describe MyfirstTopic1 -o json`,
 	})
 	cmd.AddCommand(newTopicsCreate(g), newTopicsList(g), newTopicsDescribe(g), newTopicsDelete(g),
-		newTopicsAlterConfig(g), newTopicsAddPartitions(g))
+		newTopicsAlterConfig(g), newTopicsAddPartitions(g), newTopicsMovePartition(g))
 	return cmd
 }
 

@@ -50,7 +50,11 @@ func (s *Server) apiTable() map[int16]*api {
 		{key: 42, min: 0, max: 1, handle: s.handleDeleteGroups},
 		{key: 43, min: 0, max: 2, handle: s.handleElectLeaders},
 		{key: 44, min: 0, max: 1, handle: s.handleIncrementalAlterConfigs},
+		{key: 45, min: 0, max: 0, handle: s.handleAlterPartitionReassignments},
+		{key: 46, min: 0, max: 0, handle: s.handleListPartitionReassignments},
 		{key: 60, min: 0, max: 0, handle: s.handleDescribeCluster},
+		{key: 64, min: 0, max: 0, handle: s.handleUnregisterBroker},
+		{key: 80, min: 0, max: 0, handle: s.handleAddRaftVoter},
 	}
 	m := make(map[int16]*api, len(table))
 	for _, a := range table {

@@ -41,6 +41,10 @@ var errorCodes = []struct {
 	{meta.ErrGroupNotFound, kerr.GroupIDNotFound},
 	{meta.ErrMetadataTooLarge, kerr.OffsetMetadataTooLarge},
 	{meta.ErrInvalidRequest, kerr.InvalidRequest},
+	{meta.ErrNoReassignment, kerr.NoReassignmentInProgress},
+	{meta.ErrUnknownNode, kerr.BrokerIDNotRegistered},
+	{meta.ErrNodeInUse, kerr.InvalidRequest},
+	{replog.ErrNodeExists, kerr.DuplicateBrokerRegistration},
 	{context.DeadlineExceeded, kerr.RequestTimedOut},
 	{context.Canceled, kerr.RequestTimedOut},
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -122,6 +123,21 @@ func start(t testing.TB, n int, addrs func(i int) (kafka, raft, http, ns string)
 		nd.Start()
 	}
 	return c
+}
+
+// Join starts one more node, the next id, with `--join`: it waits until
+// a member adds it (`samsa cluster add-node ID --raft-addr RaftAddr`).
+// Only for clusters made by Start.
+func (c *Cluster) Join(t testing.TB) *Node {
+	t.Helper()
+	first := c.Nodes[0]
+	id := uint64(len(c.Nodes) + 1)
+	nd := &Node{ID: id, Dir: filepath.Join(filepath.Dir(first.Dir), fmt.Sprintf("n%d", id)),
+		KafkaAddr: freeAddr(t), RaftAddr: freeAddr(t), HTTPAddr: freeAddr(t), t: t, bin: first.bin,
+		peers: first.peers, extra: append(slices.Clone(first.extra), "--join")}
+	c.Nodes = append(c.Nodes, nd)
+	nd.Start()
+	return nd
 }
 
 // Brokers is every node's Kafka address.

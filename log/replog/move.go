@@ -262,24 +262,28 @@ type Reassignment struct {
 	Target   []uint64
 }
 
-// Reassignments lists the moves in progress, by topic and partition.
+// Reassignments lists the moves in progress, by topic and partition, as
+// this node's metadata has them (not its view, which follows a change a
+// moment later: a move just set must show).
 func (l *Log) Reassignments() []Reassignment {
+	var topics []meta.Topic
+	l.meta.Read(func(s *meta.State) { topics = s.Topics() })
 	var out []Reassignment
-	v := l.view.Load()
-	for _, name := range sortedTopics(v) {
-		for i, p := range v.topics[name].parts {
-			if p.target == nil {
+	for _, t := range topics {
+		for i, p := range t.Partitions {
+			if p.Target == nil {
 				continue
 			}
-			r := Reassignment{TopicPartition: TopicPartition{name, int32(i)}, Target: slices.Clone(p.target)}
-			for _, rep := range p.replicas {
+			pv := &partView{replicas: p.Replicas}
+			r := Reassignment{TopicPartition: TopicPartition{t.Name, int32(i)}, Target: p.Target}
+			for _, rep := range p.Replicas {
 				r.Replicas = append(r.Replicas, rep.NodeID)
-				if !slices.Contains(p.target, rep.NodeID) {
+				if !slices.Contains(p.Target, rep.NodeID) {
 					r.Removing = append(r.Removing, rep.NodeID)
 				}
 			}
-			for _, n := range p.target {
-				if rep, ok := p.replicaOn(n); !ok || rep.Learner {
+			for _, n := range p.Target {
+				if rep, ok := pv.replicaOn(n); !ok || rep.Learner {
 					r.Adding = append(r.Adding, n)
 				}
 				if !slices.Contains(r.Replicas, n) {
@@ -290,13 +294,4 @@ func (l *Log) Reassignments() []Reassignment {
 		}
 	}
 	return out
-}
-
-func sortedTopics(v *view) []string {
-	names := make([]string, 0, len(v.topics))
-	for n := range v.topics {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
 }
