@@ -23,6 +23,7 @@ type Builder struct {
 	producerEpoch int16
 	baseSequence  int32
 	transactional bool
+	control       bool
 
 	count         int32
 	baseTimestamp int64
@@ -51,6 +52,10 @@ func (b *Builder) SetProducer(id int64, epoch int16, baseSequence int32) {
 // SetTransactional marks the batches built as part of the producer's
 // transaction (the attributes' transactional bit).
 func (b *Builder) SetTransactional(on bool) { b.transactional = on }
+
+// SetControl marks the batches built as control batches (the attributes'
+// control bit): transaction markers, which only the broker writes.
+func (b *Builder) SetControl(on bool) { b.control = on }
 
 // Add appends a record. r.Offset is ignored: the record's offsetDelta is
 // its index. r.Timestamp is absolute milliseconds; the first record's
@@ -103,6 +108,9 @@ func (b *Builder) Build(dst []byte) ([]byte, error) {
 	attrs := Attributes(b.codec) & codecMask
 	if b.transactional {
 		attrs |= attrTransactional
+	}
+	if b.control {
+		attrs |= attrControl
 	}
 	be.PutUint16(h[offAttributes:], uint16(attrs))
 	be.PutUint32(h[offLastOffsetDelta:], uint32(b.count-1))

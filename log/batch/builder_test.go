@@ -115,3 +115,18 @@ func TestBuilderTransactional(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, h.Attributes.Transactional())
 }
+
+func TestBuilderControl(t *testing.T) {
+	var b Builder
+	b.SetProducer(7, 2, -1)
+	b.SetTransactional(true)
+	b.SetControl(true)
+	b.Add(Record{Key: []byte{0, 0, 0, 1}, Value: []byte{0, 0, 0, 0, 0, 5}, Timestamp: 1})
+	out, err := b.Build(nil)
+	require.NoError(t, err)
+	h, err := Validate(out)
+	require.NoError(t, err)
+	require.True(t, h.Attributes.Transactional())
+	require.True(t, h.Attributes.Control())
+	require.Equal(t, int32(-1), h.BaseSequence)
+}
