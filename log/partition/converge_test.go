@@ -2,6 +2,7 @@ package partition
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -11,7 +12,8 @@ import (
 
 // randomEntries is a history a leader could propose: producers that retry,
 // skip sequences and bump epochs, sources that re-send, LogAppendTime
-// topics, deletions, and the odd corrupt batch.
+// topics, deletions, transactions and their markers (some fenced), and
+// the odd corrupt batch.
 func randomEntries(t *testing.T, r *rand.Rand, n int) [][]byte {
 	var out [][]byte
 	seq := map[int64]int32{}
@@ -52,6 +54,27 @@ func randomEntries(t *testing.T, r *rand.Rand, n int) [][]byte {
 			n := 1 + r.IntN(4)
 			b = producerBatch(t, pid, epoch[pid], seq[pid], n)
 			seq[pid] += int32(n)
+		case k < 95: // transactional producers
+			pid := int64(10 + r.IntN(2))
+			n := 1 + r.IntN(3)
+			b = txnBatch(t, pid, epoch[pid], seq[pid], n)
+			seq[pid] += int32(n)
+		case k < 98: // their markers: commit, abort, fencing abort, stale
+			pid := int64(10 + r.IntN(2))
+			mk := Marker{ProducerID: pid, ProducerEpoch: epoch[pid], Commit: r.IntN(2) == 0, CoordinatorEpoch: int32(i)}
+			switch r.IntN(6) {
+			case 0:
+				epoch[pid]++
+				seq[pid] = 0
+				mk.ProducerEpoch, mk.Commit = epoch[pid], false
+			case 1:
+				mk.ProducerEpoch--
+			}
+			m.Kind, m.Marker = KindTxnMarker, mk
+			end++
+			prev = entry(m, nil)
+			out = append(out, prev)
+			continue
 		default:
 			b = producerBatch(t, -1, -1, -1, 1+r.IntN(5))
 		}
@@ -63,6 +86,8 @@ func randomEntries(t *testing.T, r *rand.Rand, n int) [][]byte {
 }
 
 func TestReplicasConverge(t *testing.T) {
+	fenced := 0 // fenced markers, over all seeds
+	defer func() { require.Positive(t, fenced) }()
 	for seed := range 8 {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(uint64(seed), 99))
@@ -120,6 +145,17 @@ func TestReplicasConverge(t *testing.T) {
 			}
 			require.Positive(t, dups)
 			require.Positive(t, refused)
+			markers := 0
+			for i, e := range entries {
+				if m, _, err := DecodeEntry(e); err == nil && m.Kind == KindTxnMarker {
+					if resA[i].Err == nil {
+						markers++
+					} else if errors.Is(resA[i].Err, ErrInvalidProducerEpoch) {
+						fenced++
+					}
+				}
+			}
+			require.Positive(t, markers)
 		})
 	}
 }

@@ -1,9 +1,11 @@
 // Package partition is the deterministic apply logic of one partition: it
 // validates each committed entry, assigns offsets, enforces idempotent
-// producers' sequence rules and pipeline sources' position fencing, appends
-// to the partition's segment log, and keeps the state that must survive
-// (next offset, log start offset, producers, source positions) in a durable
-// checkpoint.
+// producers' sequence rules and pipeline sources' position fencing, tracks
+// transactions (each producer's open one, the last stable offset, the
+// aborted ones), writes transaction markers as control batches, appends to
+// the partition's segment log, and keeps the state that must survive (next
+// offset, log start offset, producers, source positions, open and aborted
+// transactions) in a durable checkpoint.
 //
 // The decisions live in State, which does no I/O and owns no goroutines, so
 // they are tested without a disk or Raft. Partition wraps a State with its
@@ -16,7 +18,7 @@
 //
 //	offset  size  field
 //	     0     1  version (1)
-//	     1     1  kind: 1 batch, 2 delete records
+//	     1     1  kind: 1 batch, 2 delete records, 3 transaction marker
 //	kind 1 (batch):
 //	     2     8  append time, ms (the leader's clock when it proposed)
 //	    10     4  leader epoch
@@ -28,6 +30,19 @@
 //	     …     …  the RecordBatch, as produced
 //	kind 2 (delete records):
 //	     2     8  new log start offset
+//	kind 3 (transaction marker; the partition builds the control batch,
+//	see MarkerBatch):
+//	     2     8  append time, ms: the control batch's timestamps
+//	    10     4  leader epoch
+//	    14     8  producer id
+//	    22     2  producer epoch
+//	    24     1  flags: bit 0 = commit (else abort)
+//	    25     4  coordinator epoch, the EndTxnMarker's value
+//
+// A marker from an epoch older than its producer's is refused
+// (ErrInvalidProducerEpoch); any other is stored, moves the producer to
+// its epoch and ends its open transaction here, if any; an abort enters
+// the aborted index as (producer id, first offset, marker offset).
 //
 // # Checkpoint file (checkpoint), big-endian
 //

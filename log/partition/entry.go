@@ -12,6 +12,7 @@ type Kind uint8
 const (
 	KindBatch         Kind = 1 // store a producer's or a source's batch
 	KindDeleteRecords Kind = 2 // move the log start offset (retention, DeleteRecords)
+	KindTxnMarker     Kind = 3 // end a producer's transaction: the partition writes its control batch
 )
 
 const entryVersion = 1
@@ -21,6 +22,8 @@ const (
 	MaxSourceIDLen  = 255
 	MaxPositionLen  = 1024
 	flagLogAppendTs = 1 << 0
+	flagCommit      = 1 << 0 // of a marker entry
+	markerEntryLen  = 8 + 4 + 8 + 2 + 1 + 4
 )
 
 // Meta is what the leader proposes along with a batch: everything the apply
@@ -44,10 +47,23 @@ type Meta struct {
 	SourceLast  []byte
 	// DeleteBefore is the new log start offset of a KindDeleteRecords entry.
 	DeleteBefore int64
+	// Marker is what a KindTxnMarker entry ends; AppendTime and
+	// LeaderEpoch apply to its control batch as to a producer's batch.
+	Marker Marker
+}
+
+// Marker is a transaction marker: the end of producer ProducerID's
+// transaction in this partition, committed or aborted by the transaction
+// coordinator at CoordinatorEpoch.
+type Marker struct {
+	ProducerID       int64
+	ProducerEpoch    int16
+	Commit           bool
+	CoordinatorEpoch int32
 }
 
 // AppendEntry appends the encoding of m and its batch (nil for
-// KindDeleteRecords) to dst.
+// KindDeleteRecords and KindTxnMarker) to dst.
 func AppendEntry(dst []byte, m *Meta, batch []byte) []byte {
 	dst = append(dst, entryVersion, byte(m.Kind))
 	if m.Kind == KindDeleteRecords {
@@ -55,6 +71,16 @@ func AppendEntry(dst []byte, m *Meta, batch []byte) []byte {
 	}
 	dst = binary.BigEndian.AppendUint64(dst, uint64(m.AppendTime))
 	dst = binary.BigEndian.AppendUint32(dst, uint32(m.LeaderEpoch))
+	if m.Kind == KindTxnMarker {
+		dst = binary.BigEndian.AppendUint64(dst, uint64(m.Marker.ProducerID))
+		dst = binary.BigEndian.AppendUint16(dst, uint16(m.Marker.ProducerEpoch))
+		var flags byte
+		if m.Marker.Commit {
+			flags |= flagCommit
+		}
+		dst = append(dst, flags)
+		return binary.BigEndian.AppendUint32(dst, uint32(m.Marker.CoordinatorEpoch))
+	}
 	var flags byte
 	if m.LogAppendTime {
 		flags |= flagLogAppendTs
@@ -86,6 +112,20 @@ func DecodeEntry(b []byte) (Meta, []byte, error) {
 			return m, nil, fmt.Errorf("%w: delete-records entry of %d bytes", ErrBadEntry, len(b))
 		}
 		m.DeleteBefore = int64(binary.BigEndian.Uint64(b))
+		return m, nil, nil
+	case KindTxnMarker:
+		if len(b) != markerEntryLen {
+			return m, nil, fmt.Errorf("%w: marker entry of %d bytes", ErrBadEntry, len(b))
+		}
+		be := binary.BigEndian
+		m.AppendTime = int64(be.Uint64(b))
+		m.LeaderEpoch = int32(be.Uint32(b[8:]))
+		m.Marker = Marker{
+			ProducerID:       int64(be.Uint64(b[12:])),
+			ProducerEpoch:    int16(be.Uint16(b[20:])),
+			Commit:           b[22]&flagCommit != 0,
+			CoordinatorEpoch: int32(be.Uint32(b[23:])),
+		}
 		return m, nil, nil
 	case KindBatch:
 	default:

@@ -1,6 +1,7 @@
 package partition
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -129,10 +130,70 @@ func (p *Partition) Apply(index uint64, entry []byte) (Result, error) {
 		p.applied = index
 		return p.refuse(err), nil
 	}
-	if m.Kind == KindDeleteRecords {
+	switch m.Kind {
+	case KindDeleteRecords:
 		return p.deleteRecords(index, m.DeleteBefore)
+	case KindTxnMarker:
+		return p.applyMarker(index, &m)
 	}
 	return p.ApplyBatch(index, &m, b)
+}
+
+// applyMarker stores a transaction marker as the control batch it builds
+// from the entry, and ends the producer's transaction.
+func (p *Partition) applyMarker(index uint64, m *Meta) (Result, error) {
+	if err := p.state.CheckMarker(m); err != nil {
+		p.applied = index
+		return p.refuse(err), nil
+	}
+	off := p.state.NextOffset
+	b, err := MarkerBatch(m, off)
+	if err != nil {
+		return Result{}, fmt.Errorf("partition: marker: %w", err)
+	}
+	if err := p.log.AppendPatched(b[:batch.HeaderLen], b); err != nil {
+		return Result{}, fmt.Errorf("partition: %w", err)
+	}
+	p.mu.Lock()
+	p.state.RecordMarker(m, off)
+	p.mu.Unlock()
+	p.applied = index
+	p.lastTime = max(p.lastTime, m.AppendTime)
+	return Result{BaseOffset: off, LogAppendTime: -1, LogStartOffset: p.state.LogStartOffset}, nil
+}
+
+// Control record types (the key's second field).
+const (
+	ControlAbort  = 0
+	ControlCommit = 1
+)
+
+// MarkerBatch builds the control batch of a marker entry at offset, as
+// Kafka writes it: attributes transactional and control, the producer's
+// id and epoch, base sequence -1, and one record whose key is version 0
+// and the control type (0 abort, 1 commit) and whose value is the
+// EndTxnMarker, version 0 and the coordinator epoch (clients such as
+// sarama refuse any other value); both timestamps are the append time.
+// It depends only on the entry and the offset, so every replica stores
+// the same bytes.
+func MarkerBatch(m *Meta, offset int64) ([]byte, error) {
+	var bld batch.Builder
+	bld.SetProducer(m.Marker.ProducerID, m.Marker.ProducerEpoch, -1)
+	bld.SetTransactional(true)
+	bld.SetControl(true)
+	typ := byte(ControlAbort)
+	if m.Marker.Commit {
+		typ = ControlCommit
+	}
+	value := binary.BigEndian.AppendUint32([]byte{0, 0}, uint32(m.Marker.CoordinatorEpoch))
+	bld.Add(batch.Record{Timestamp: m.AppendTime, Key: []byte{0, 0, 0, typ}, Value: value})
+	b, err := bld.Build(nil)
+	if err != nil {
+		return nil, err
+	}
+	batch.SetBaseOffset(b, offset)
+	batch.SetLeaderEpoch(b, m.LeaderEpoch)
+	return b, nil
 }
 
 // ApplyBatch applies a batch entry already split into its parts. The
@@ -202,6 +263,23 @@ func (p *Partition) deleteRecords(index uint64, offset int64) (Result, error) {
 // same records.
 func (p *Partition) RetentionPoint(nowMs int64) int64 {
 	return p.log.RetentionPoint(time.UnixMilli(nowMs))
+}
+
+// LastStableOffset is the offset below which every transaction is
+// decided (see State.LastStableOffset). Safe from any goroutine; it is
+// never above the log's EndOffset.
+func (p *Partition) LastStableOffset() int64 {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.state.LastStableOffset()
+}
+
+// AbortedTxns appends to dst the aborted transactions overlapping
+// [from, to) (see State.AbortedTxns). Safe from any goroutine.
+func (p *Partition) AbortedTxns(from, to int64, dst []AbortedTxn) []AbortedTxn {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.state.AbortedTxns(from, to, dst)
 }
 
 // SourcePosition returns the highest position stored for a pipeline

@@ -2,7 +2,9 @@ package partition
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
+	"slices"
 
 	"github.com/samsa-io/samsa/log/batch"
 )
@@ -29,6 +31,22 @@ type State struct {
 
 	producers map[int64]*producer
 	sources   map[string]*source
+	// txns maps each producer with an open transaction here to the
+	// offset of its first transactional batch since its last marker.
+	txns map[int64]int64
+	// aborted lists aborted transactions in marker order, so by last
+	// offset, until the log start passes them.
+	aborted []AbortedTxn
+}
+
+// AbortedTxn is an aborted transaction of one producer in this partition:
+// its records lie between FirstOffset and LastOffset, the offset of its
+// abort marker. A read_committed consumer skips that producer's records
+// from FirstOffset until it meets the marker.
+type AbortedTxn struct {
+	ProducerID  int64
+	FirstOffset int64
+	LastOffset  int64
 }
 
 // producer is what the partition remembers of one idempotent producer.
@@ -53,7 +71,7 @@ type source struct {
 
 // NewState returns the state of an empty partition.
 func NewState() *State {
-	return &State{ExpiryMs: DefaultProducerExpiryMs, producers: map[int64]*producer{}, sources: map[string]*source{}}
+	return &State{ExpiryMs: DefaultProducerExpiryMs, producers: map[int64]*producer{}, sources: map[string]*source{}, txns: map[int64]int64{}}
 }
 
 // Verdict is what storing a batch entry would do.
@@ -73,8 +91,8 @@ func (s *State) Check(m *Meta, h *batch.Header) Verdict {
 	switch {
 	case h.Attributes.Control():
 		return Verdict{Err: fmt.Errorf("%w: control batch from a producer", ErrInvalidRecord)}
-	case h.Attributes.Transactional():
-		return Verdict{Err: fmt.Errorf("%w: transactional batches are not supported", ErrInvalidRecord)}
+	case h.Attributes.Transactional() && !h.Idempotent():
+		return Verdict{Err: fmt.Errorf("%w: transactional batch without a producer id", ErrInvalidRecord)}
 	}
 	if m.Source != "" {
 		if v, done := s.checkSource(m); done {
@@ -126,6 +144,10 @@ func (s *State) checkProducer(m *Meta, h *batch.Header) (Verdict, bool) {
 			return Verdict{Err: fmt.Errorf("%w: producer %d new epoch %d starts at sequence %d, not 0", ErrOutOfOrderSequence, h.ProducerID, h.ProducerEpoch, h.BaseSequence)}, true
 		}
 		return Verdict{}, false
+	case len(p.batches) == 0:
+		// Known only from a marker (which moved its epoch): its first
+		// batch here starts it at any sequence, as for an unknown one.
+		return Verdict{}, false
 	}
 	last := h.LastSequence()
 	for _, b := range p.batches {
@@ -141,13 +163,19 @@ func (s *State) checkProducer(m *Meta, h *batch.Header) (Verdict, bool) {
 
 // producer returns the live state of producer id at time now, or nil if
 // there is none or it has expired. Expiry is judged here, from append
-// times, so the result does not depend on when Sweep last ran.
+// times, so the result does not depend on when Sweep last ran. A producer
+// with an open transaction does not expire: its marker is still to come.
 func (s *State) producer(id, now int64) *producer {
 	p := s.producers[id]
-	if p == nil || now-p.lastTime > s.ExpiryMs {
+	if p == nil || s.expired(id, p, now) {
 		return nil
 	}
 	return p
+}
+
+func (s *State) expired(id int64, p *producer, now int64) bool {
+	_, open := s.txns[id]
+	return !open && now-p.lastTime > s.ExpiryMs
 }
 
 // Record notes that a batch checked with Check was stored at base.
@@ -174,7 +202,75 @@ func (s *State) Record(m *Meta, h *batch.Header, base int64) {
 		}
 		p.batches = append(p.batches, batchMeta{firstSeq: h.BaseSequence, lastSeq: h.LastSequence(), baseOffset: base})
 		p.lastTime, p.lastOffset = m.AppendTime, last
+		if _, open := s.txns[h.ProducerID]; h.Attributes.Transactional() && !open {
+			s.txns[h.ProducerID] = base
+		}
 	}
+}
+
+// CheckMarker decides a marker entry without changing anything: a marker
+// from an epoch older than its producer's is fenced.
+func (s *State) CheckMarker(m *Meta) error {
+	mk := &m.Marker
+	if mk.ProducerID < 0 || mk.ProducerEpoch < 0 {
+		return fmt.Errorf("%w: marker for producer %d epoch %d", ErrInvalidRecord, mk.ProducerID, mk.ProducerEpoch)
+	}
+	if p := s.producer(mk.ProducerID, m.AppendTime); p != nil && mk.ProducerEpoch < p.epoch {
+		return fmt.Errorf("%w: marker for producer %d epoch %d, current %d", ErrInvalidProducerEpoch, mk.ProducerID, mk.ProducerEpoch, p.epoch)
+	}
+	return nil
+}
+
+// RecordMarker notes that a marker checked with CheckMarker was stored at
+// offset: the producer moves to the marker's epoch (so a coordinator's
+// fencing abort refuses the zombie's later batches) and its open
+// transaction, if any, ends; an aborted one enters the aborted index. A
+// marker without an open transaction (a retry, or a partition the
+// producer never wrote to) is stored all the same, as in Kafka.
+func (s *State) RecordMarker(m *Meta, offset int64) {
+	mk := &m.Marker
+	s.NextOffset = offset + 1
+	p := s.producer(mk.ProducerID, m.AppendTime)
+	if p == nil {
+		p = &producer{epoch: mk.ProducerEpoch}
+		s.producers[mk.ProducerID] = p
+	}
+	if p.epoch != mk.ProducerEpoch {
+		p.epoch, p.batches = mk.ProducerEpoch, p.batches[:0]
+	}
+	p.lastTime, p.lastOffset = m.AppendTime, offset
+	if first, open := s.txns[mk.ProducerID]; open {
+		delete(s.txns, mk.ProducerID)
+		if !mk.Commit {
+			s.aborted = append(s.aborted, AbortedTxn{ProducerID: mk.ProducerID, FirstOffset: first, LastOffset: offset})
+		}
+	}
+}
+
+// LastStableOffset is the first offset of the oldest open transaction, or
+// NextOffset if none is open: a read_committed consumer reads below it. It
+// is never below the log start. It is always a batch boundary.
+func (s *State) LastStableOffset() int64 {
+	lso := s.NextOffset
+	for _, first := range s.txns {
+		lso = min(lso, first)
+	}
+	return max(lso, s.LogStartOffset)
+}
+
+// OpenTxns is the number of producers with an open transaction here.
+func (s *State) OpenTxns() int { return len(s.txns) }
+
+// AbortedTxns appends to dst the aborted transactions whose records
+// overlap [from, to): last offset at least from, first offset below to.
+func (s *State) AbortedTxns(from, to int64, dst []AbortedTxn) []AbortedTxn {
+	i, _ := slices.BinarySearchFunc(s.aborted, from, func(a AbortedTxn, off int64) int { return cmp.Compare(a.LastOffset, off) })
+	for _, a := range s.aborted[i:] {
+		if a.FirstOffset < to {
+			dst = append(dst, a)
+		}
+	}
+	return dst
 }
 
 // DeleteBefore moves the log start offset to offset (never backwards) and
@@ -185,17 +281,22 @@ func (s *State) DeleteBefore(offset int64) {
 	}
 	s.LogStartOffset = offset
 	for id, p := range s.producers {
-		if p.lastOffset < offset {
+		if _, open := s.txns[id]; !open && p.lastOffset < offset {
 			delete(s.producers, id)
 		}
 	}
+	i := 0
+	for i < len(s.aborted) && s.aborted[i].LastOffset < offset {
+		i++
+	}
+	s.aborted = append(s.aborted[:0], s.aborted[i:]...)
 }
 
 // Sweep drops expired producers to free memory. Check treats them as gone
 // already, so when Sweep runs changes no decision.
 func (s *State) Sweep(now int64) {
 	for id, p := range s.producers {
-		if now-p.lastTime > s.ExpiryMs {
+		if s.expired(id, p, now) {
 			delete(s.producers, id)
 		}
 	}

@@ -7,17 +7,25 @@ import (
 	"strings"
 )
 
-const stateVersion = 1
+// stateVersion is the version AppendBinary writes. Version 1 (before
+// transactions) has no transaction sections and no producer without
+// batches; UnmarshalBinary reads both.
+const stateVersion = 2
 
-// AppendBinary appends the state's encoding to dst: big-endian, producers
-// and sources in sorted order, so replicas with the same state encode the
-// same bytes.
+// AppendBinary appends the state's encoding to dst: big-endian, producers,
+// sources and open transactions in sorted order, so replicas with the
+// same state encode the same bytes.
 //
 //	version u8, nextOffset i64, logStartOffset i64
 //	producers u32, then each: id i64, epoch i16, lastTime i64, lastOffset i64,
-//	    batches u8, then each: firstSeq i32, lastSeq i32, baseOffset i64
+//	    batches u8 (0 for a producer known only from a marker), then each:
+//	    firstSeq i32, lastSeq i32, baseOffset i64
 //	sources u32, then each: id (u16 length + bytes), position (u16 length
 //	    + bytes), lastOffset i64
+//	version 2 on:
+//	open transactions u32, then each: producer id i64, first offset i64
+//	aborted transactions u32, in marker order, then each: producer id i64,
+//	    first offset i64, last offset i64
 func (s *State) AppendBinary(dst []byte) ([]byte, error) {
 	be := binary.BigEndian
 	dst = append(dst, stateVersion)
@@ -56,6 +64,23 @@ func (s *State) AppendBinary(dst []byte) ([]byte, error) {
 		dst = appendShortBytes(dst, src.pos)
 		dst = be.AppendUint64(dst, uint64(src.lastOffset))
 	}
+
+	ids = ids[:0]
+	for id := range s.txns {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	dst = be.AppendUint32(dst, uint32(len(ids)))
+	for _, id := range ids {
+		dst = be.AppendUint64(dst, uint64(id))
+		dst = be.AppendUint64(dst, uint64(s.txns[id]))
+	}
+	dst = be.AppendUint32(dst, uint32(len(s.aborted)))
+	for _, a := range s.aborted {
+		dst = be.AppendUint64(dst, uint64(a.ProducerID))
+		dst = be.AppendUint64(dst, uint64(a.FirstOffset))
+		dst = be.AppendUint64(dst, uint64(a.LastOffset))
+	}
 	return dst, nil
 }
 
@@ -63,8 +88,9 @@ func (s *State) AppendBinary(dst []byte) ([]byte, error) {
 // ExpiryMs. It checks every length against the bytes that remain.
 func (s *State) UnmarshalBinary(b []byte) error {
 	d := decoder{b: b}
-	if v := d.u8(); v != stateVersion && d.err == nil {
-		return fmt.Errorf("%w: state version %d", ErrCheckpoint, v)
+	version := d.u8()
+	if (version < 1 || version > stateVersion) && d.err == nil {
+		return fmt.Errorf("%w: state version %d", ErrCheckpoint, version)
 	}
 	next, start := int64(d.u64()), int64(d.u64())
 	producers := map[int64]*producer{}
@@ -78,7 +104,7 @@ func (s *State) UnmarshalBinary(b []byte) error {
 		for ; nb > 0 && d.err == nil; nb-- {
 			p.batches = append(p.batches, batchMeta{firstSeq: int32(d.u32()), lastSeq: int32(d.u32()), baseOffset: int64(d.u64())})
 		}
-		if len(p.batches) == 0 {
+		if len(p.batches) == 0 && version < 2 {
 			d.fail("producer %d without batches", id)
 		}
 		producers[id] = p
@@ -88,6 +114,24 @@ func (s *State) UnmarshalBinary(b []byte) error {
 		name := string(d.short(MaxSourceIDLen))
 		src := &source{pos: append([]byte(nil), d.short(MaxPositionLen)...), lastOffset: int64(d.u64())}
 		sources[name] = src
+	}
+	txns := map[int64]int64{}
+	var aborted []AbortedTxn
+	if version >= 2 {
+		for n := d.count(8 + 8); n > 0 && d.err == nil; n-- {
+			id, first := int64(d.u64()), int64(d.u64())
+			if _, dup := txns[id]; dup || first < 0 || first >= next {
+				d.fail("open transaction of producer %d at %d", id, first)
+			}
+			txns[id] = first
+		}
+		for n := d.count(8 + 8 + 8); n > 0 && d.err == nil; n-- {
+			a := AbortedTxn{ProducerID: int64(d.u64()), FirstOffset: int64(d.u64()), LastOffset: int64(d.u64())}
+			if a.FirstOffset < 0 || a.FirstOffset > a.LastOffset || (len(aborted) > 0 && a.LastOffset <= aborted[len(aborted)-1].LastOffset) {
+				d.fail("aborted transaction %+v out of order", a)
+			}
+			aborted = append(aborted, a)
+		}
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("%d bytes after the state", len(d.b))
@@ -99,6 +143,7 @@ func (s *State) UnmarshalBinary(b []byte) error {
 		return fmt.Errorf("%w: next offset %d below log start %d", ErrCheckpoint, next, start)
 	}
 	s.NextOffset, s.LogStartOffset, s.producers, s.sources = next, start, producers, sources
+	s.txns, s.aborted = txns, aborted
 	if s.ExpiryMs == 0 {
 		s.ExpiryMs = DefaultProducerExpiryMs
 	}

@@ -71,7 +71,7 @@ func TestProducerRules(t *testing.T) {
 func TestRefusedBatches(t *testing.T) {
 	s := NewState()
 	m := Meta{Kind: KindBatch}
-	for name, attrs := range map[string]batch.Attributes{"control": 0x20, "transactional": 0x10} {
+	for name, attrs := range map[string]batch.Attributes{"control": 0x20, "transactional control": 0x30} {
 		h := hdr(1, 0, 0, 1)
 		h.Attributes = attrs
 		require.ErrorIs(t, s.Check(&m, &h).Err, ErrInvalidRecord, name)
