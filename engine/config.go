@@ -31,6 +31,10 @@ type Config struct {
 	// Peers are the initial nodes of the cluster's meta shard, node id →
 	// Raft address. Default this node alone.
 	Peers map[uint64]string `yaml:"peers"`
+	// MetaVoters is how many initial peers (the lowest ids) vote in the
+	// meta shard; the rest follow it. 1 to 5; default 3. Read only when
+	// the cluster is first started.
+	MetaVoters int `yaml:"meta_voters"`
 	// Join starts a node that is not among the initial peers: it waits,
 	// without a time limit, until a member adds it (`samsa cluster
 	// add-node`), then joins. Ignored once the node has joined.

@@ -59,7 +59,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.log, err = replog.Open(ctx, replog.Config{
 		NodeID: cfg.NodeID, DataDir: cfg.DataDir, RaftAddr: cfg.RaftAddr, KafkaAddr: advertised,
-		Peers: cfg.Peers, Join: cfg.Join, Raft: cfg.Raft, Logger: cfg.Logger, LeaderBalanceInterval: cfg.LeaderBalanceInterval,
+		Peers: cfg.Peers, MetaVoters: cfg.MetaVoters, Join: cfg.Join, Raft: cfg.Raft, Logger: cfg.Logger, LeaderBalanceInterval: cfg.LeaderBalanceInterval,
 	})
 	if err != nil {
 		n.kafkaLn.Close()

@@ -61,6 +61,7 @@ func (f *serveFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.cfg.RaftAddr, "raft-addr", "127.0.0.1:9093", "address for Raft traffic between nodes")
 	fl.StringVar(&f.cfg.HTTPAddr, "http-addr", "127.0.0.1:9644", "address for /metrics, /healthz, /readyz and the pipeline API")
 	fl.StringVar(&f.peers, "peers", "", "the cluster's initial nodes as id=raft-host:port,... (default: this node alone)")
+	fl.IntVar(&f.cfg.MetaVoters, "meta-voters", 3, "how many of the initial peers (lowest ids first) vote in the metadata's Raft group, 1 to 5")
 	fl.BoolVar(&f.cfg.Join, "join", false, "join a running cluster: wait until `samsa cluster add-node` adds this node")
 	fl.BoolVar(&f.cfg.AutoCreateTopics, "auto-create-topics", false, "create topics that clients ask for")
 	fl.Int32Var(&f.cfg.DefaultPartitions, "default-partitions", 1, "partitions of auto-created topics")
@@ -132,6 +133,7 @@ func (f *serveFlags) load(fl *pflag.FlagSet) (engine.Config, error) {
 	set("default-partitions", func() { cfg.DefaultPartitions = f.cfg.DefaultPartitions })
 	set("pipelines", func() { cfg.PipelinesDir = f.cfg.PipelinesDir })
 	set("join", func() { cfg.Join = f.cfg.Join })
+	set("meta-voters", func() { cfg.MetaVoters = f.cfg.MetaVoters })
 	if f.peers != "" {
 		peers, err := parsePeers(f.peers)
 		if err != nil {

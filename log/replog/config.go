@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/samsa-io/samsa/log/replica"
@@ -17,6 +19,10 @@ const (
 	// DefaultLeaderBalanceInterval is how often a node takes back the
 	// leadership of the partitions it is the preferred replica of.
 	DefaultLeaderBalanceInterval = 10 * time.Second
+	// DefaultMetaVoters is how many initial peers vote in the meta shard.
+	DefaultMetaVoters = 3
+	// MaxMetaVoters bounds MetaVoters.
+	MaxMetaVoters = 5
 )
 
 // Config is a node's log configuration.
@@ -33,6 +39,12 @@ type Config struct {
 	// Peers are the meta shard's initial members, node id → Raft address;
 	// default this node alone.
 	Peers map[uint64]string `yaml:"peers"`
+	// MetaVoters is how many of the initial peers (the lowest ids) vote in
+	// the meta shard; the others, and nodes that join later, follow it as
+	// non-voting members, added by the voters. 1 to 5; default 3. More
+	// voters survive more failures and make every metadata change slower.
+	// Read only when the cluster is first started.
+	MetaVoters int `yaml:"meta_voters"`
 	// Join starts a node that is not among the initial peers: it waits
 	// until a member adds it (AddNode), then follows the metadata as a
 	// non-voting member of the meta shard. Ignored once the node has
@@ -67,6 +79,9 @@ func (c Config) WithDefaults() Config {
 	if len(c.Peers) == 0 && !c.Join {
 		c.Peers = map[uint64]string{c.NodeID: c.RaftAddr}
 	}
+	if c.MetaVoters == 0 {
+		c.MetaVoters = DefaultMetaVoters
+	}
 	if c.RetentionCheck == 0 {
 		c.RetentionCheck = DefaultRetentionCheck
 	}
@@ -97,10 +112,24 @@ func (c Config) Validate() error {
 	if addr, ok := c.Peers[c.NodeID]; ok && addr != c.RaftAddr {
 		errs = append(errs, fmt.Errorf("peers: node %d is listed at %s but raft_addr is %s", c.NodeID, addr, c.RaftAddr))
 	}
+	if c.MetaVoters < 1 || c.MetaVoters > MaxMetaVoters {
+		errs = append(errs, fmt.Errorf("meta_voters: %d is not 1 to %d", c.MetaVoters, MaxMetaVoters))
+	}
 	if err := c.Raft.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("raft: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// metaVoters returns the initial peers that vote in the meta shard: the
+// MetaVoters lowest ids.
+func (c Config) metaVoters() map[uint64]string {
+	ids := slices.Sorted(maps.Keys(c.Peers))
+	out := map[uint64]string{}
+	for _, id := range ids[:min(len(ids), c.MetaVoters)] {
+		out[id] = c.Peers[id]
+	}
+	return out
 }
 
 func (c Config) partitionsDir() string { return filepath.Join(c.DataDir, "partitions") }

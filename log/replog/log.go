@@ -92,7 +92,9 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		host.Close()
 		return nil, fmt.Errorf("replog: node %d is not among peers %v: start it with join to add it to a running cluster", cfg.NodeID, cfg.Peers)
 	}
-	if l.meta, err = host.StartMeta(cfg.Peers, cfg.Join); err != nil {
+	voters := cfg.metaVoters()
+	_, voter := voters[cfg.NodeID]
+	if l.meta, err = host.StartMeta(voters, cfg.Join || !voter); err != nil {
 		host.Close()
 		return nil, err
 	}

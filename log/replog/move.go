@@ -55,6 +55,7 @@ func (l *Log) moveLoop() {
 		viewed := l.viewChanged.Wait()
 		progressed := l.movePass(ctx)
 		l.checkMetaRole(ctx)
+		l.addPeers(ctx)
 		if progressed {
 			continue // the next step is ready now, no need to wait
 		}

@@ -160,3 +160,32 @@ func onlyIn(got, want []string) []string {
 	}
 	return out
 }
+
+// TestClusterMetaVoters starts five peers: the three lowest ids vote in
+// the meta shard, the other two follow it as non-voting members that the
+// meta leader added, and all five hold partitions.
+func TestClusterMetaVoters(t *testing.T) {
+	c := newCluster(t, 5)
+	ctx := ctxT(t, 60*time.Second)
+	n1 := c.nodes[0].log
+	mem, err := n1.meta.Membership(ctx)
+	require.NoError(t, err)
+	require.Len(t, mem.Voters, 3)
+	for id := range uint64(3) {
+		require.Contains(t, mem.Voters, id+1)
+	}
+	require.Len(t, mem.NonVoting, 2)
+	require.Contains(t, mem.NonVoting, uint64(4))
+	require.Contains(t, mem.NonVoting, uint64(5))
+	require.False(t, c.nodes[4].log.meta.Voter())
+
+	require.NoError(t, c.nodes[4].log.CreateTopic(ctx, TopicSpec{Name: "five", Partitions: 5, ReplicationFactor: 5}, false))
+	tp := TopicPartition{"five", 4}
+	l := c.leader(t, tp).log
+	_, err = l.Append(ctx, tp, recordBatch(t, -1, 0, "v", 3, 1), AppendOptions{Acks: AcksAll})
+	require.NoError(t, err)
+	want := replicaBytes(t, l, tp)
+	for _, n := range c.nodes {
+		require.Eventually(t, func() bool { return bytes.Equal(want, replicaBytes(t, n.log, tp)) }, 20*time.Second, 20*time.Millisecond)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -155,6 +156,35 @@ func (l *Log) nextMetaVoter(nonVoting map[uint64]string) (uint64, bool) {
 		return 0, false
 	}
 	return slices.Min(ids), true
+}
+
+// addPeers makes the initial peers that do not vote in the meta shard
+// (beyond Config.MetaVoters) its non-voting members: they start like a
+// node that joins, and the meta leader adds them.
+func (l *Log) addPeers(ctx context.Context) {
+	if len(l.cfg.Peers) <= l.cfg.MetaVoters {
+		return
+	}
+	if id, _, ok := l.meta.Leader(); !ok || id != l.cfg.NodeID {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	mem, err := l.meta.Membership(cctx)
+	if err != nil {
+		return
+	}
+	for _, id := range slices.Sorted(maps.Keys(l.cfg.Peers)) {
+		if mem.Has(id) || mem.Removed[id] {
+			continue
+		}
+		if err := l.meta.AddNonVoting(cctx, id, l.cfg.Peers[id], mem.ConfigChangeID); err != nil {
+			l.logger.Debug("adding a peer to the meta shard", "node", id, "err", err)
+			return
+		}
+		l.logger.Info("peer added to the meta shard as a non-voting member", "node", id)
+		return // the next pass reads the new membership
+	}
 }
 
 // checkMetaRole notices that this node's meta replica was promoted to a
