@@ -86,7 +86,8 @@ func (l *Log) RemoveNode(ctx context.Context, id uint64) error {
 	if err != nil {
 		return fmt.Errorf("replog: removing node %d: %w", id, mapReplicaError(err))
 	}
-	if err := res.Err(); err != nil && !errors.Is(err, meta.ErrUnknownNode) {
+	unknown := errors.Is(res.Err(), meta.ErrUnknownNode) // or removed from the metadata by an earlier try
+	if err := res.Err(); err != nil && !unknown {
 		return err
 	}
 	for {
@@ -99,6 +100,9 @@ func (l *Log) RemoveNode(ctx context.Context, id uint64) error {
 		}
 		_, voter := mem.Voters[id]
 		if !mem.Has(id) {
+			if unknown {
+				return res.Err()
+			}
 			l.logger.Info("node removed from the cluster", "node", id)
 			return nil
 		}
