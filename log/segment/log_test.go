@@ -306,3 +306,43 @@ func TestTruncate(t *testing.T) {
 	require.Equal(t, int64(0), l.EndOffset())
 	require.Equal(t, 1, l.Segments())
 }
+
+// TestReadBelow reads below every batch boundary, from every batch, over
+// several segments: the batches below the limit, as far as the budget
+// allows, and nothing at or past it.
+func TestReadBelow(t *testing.T) {
+	l := openLog(t, t.TempDir(), Config{SegmentBytes: 3000, IndexIntervalBytes: 300}, NoCheckpoint)
+	defer l.Close()
+	for i := 0; i < 40; i++ {
+		appendBatch(t, l, spec{records: 3, ts: 1, value: 100 + i*5})
+	}
+	require.Greater(t, l.Segments(), 3)
+	read := func(offset, limit int64, maxBytes int) []byte {
+		secs, err := l.ReadBelow(offset, limit, maxBytes, nil)
+		require.NoError(t, err)
+		defer Release(secs)
+		var out []byte
+		for i := range secs {
+			out, err = secs[i].AppendTo(out)
+			require.NoError(t, err)
+		}
+		return out
+	}
+	for from := int64(0); from < 120; from += 3 {
+		for limit := int64(0); limit <= 123; limit += 3 {
+			got := offsetsOf(t, read(from, limit, 1<<30))
+			if from >= limit {
+				require.Empty(t, got, "from %d below %d", from, limit)
+				continue
+			}
+			require.Equal(t, seq(from, min(limit, 120)), got, "from %d below %d", from, limit)
+		}
+	}
+	// The budget still applies, and the first batch still comes whole.
+	require.Equal(t, seq(0, 3), offsetsOf(t, read(0, 60, 1)))
+	b := read(0, 60, 2000)
+	require.LessOrEqual(t, len(b), 2000)
+	require.Equal(t, readBytes(t, l, 0, 2000), b, "the same cut as Read below the limit")
+	_, err := l.ReadBelow(121, 60, 100, nil)
+	require.ErrorIs(t, err, ErrOffsetOutOfRange)
+}

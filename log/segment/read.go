@@ -3,6 +3,7 @@ package segment
 import (
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sort"
 
@@ -69,6 +70,14 @@ func Release(secs []Section) {
 // or past EndOffset returns ErrOffsetOutOfRange. The caller must Release
 // every returned section.
 func (l *Log) Read(offset int64, maxBytes int, dst []Section) ([]Section, error) {
+	return l.ReadBelow(offset, math.MaxInt64, maxBytes, dst)
+}
+
+// ReadBelow is Read that stops at limit, which must be a batch boundary
+// (or past the end): it returns no batch at or above it, and nothing if
+// offset is at or above it. A read_committed fetch reads below the last
+// stable offset with it.
+func (l *Log) ReadBelow(offset, limit int64, maxBytes int, dst []Section) ([]Section, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.closed {
@@ -78,14 +87,29 @@ func (l *Log) Read(offset int64, maxBytes int, dst []Section) ([]Section, error)
 	if offset < start || offset > end {
 		return dst, fmt.Errorf("%w: offset %d, log holds [%d, %d)", ErrOffsetOutOfRange, offset, start, end)
 	}
-	if offset == end {
+	if offset >= min(end, limit) {
 		return dst, nil
 	}
 	i := l.find(offset)
+	last, lastSize := len(l.segs), int64(0) // the segment holding limit, and where limit is in it
+	if limit < end {
+		last = l.find(limit)
+		s := l.segs[last]
+		var err error
+		if lastSize, _, err = s.findBatch(limit, s.size.Load()); err != nil {
+			return dst, err
+		}
+	}
 	budget := int64(max(maxBytes, 0))
 	first := true
-	for _, s := range l.segs[i:] {
+	for k, s := range l.segs[i:] {
+		if i+k > last {
+			break
+		}
 		size := s.size.Load()
+		if i+k == last {
+			size = lastSize
+		}
 		var pos, known int64 // start, and a batch boundary known to fit
 		if first {
 			var err error
