@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/samsa-io/samsa/log/partition"
 	"github.com/samsa-io/samsa/log/segment"
 )
 
@@ -15,10 +16,22 @@ type ReadResult struct {
 	// sending or copying them.
 	Sections []segment.Section
 	// HighWatermark is the partition's end: with Raft every stored record
-	// is committed, so it is also the last stable offset.
-	HighWatermark  int64
-	LogStartOffset int64
+	// is committed.
+	HighWatermark int64
+	// LastStableOffset is where the oldest open transaction starts, else
+	// the high watermark; never above it.
+	LastStableOffset int64
+	LogStartOffset   int64
+	// Aborted lists, for ReadCommitted, the aborted transactions whose
+	// records overlap what it may return: from the offset read up to the
+	// last stable offset.
+	Aborted []AbortedTxn
 }
+
+// AbortedTxn is an aborted transaction of one producer in a partition: a
+// read_committed consumer skips that producer's records from FirstOffset
+// to its abort marker at LastOffset.
+type AbortedTxn = partition.AbortedTxn
 
 // Bytes is the total size of the sections.
 func (r *ReadResult) Bytes() int64 {
@@ -33,13 +46,35 @@ func (r *ReadResult) Bytes() int64 {
 // maxBytes but always at least one batch, appending the sections to dst.
 // Only the leader serves reads, as in Kafka.
 func (l *Log) Read(tp TopicPartition, offset int64, maxBytes int, dst []segment.Section) (ReadResult, error) {
+	return l.read(tp, offset, maxBytes, dst, false)
+}
+
+// ReadCommitted is Read for a read_committed consumer: it returns only
+// batches below the last stable offset (a batch boundary), and the
+// aborted transactions among them in ReadResult.Aborted.
+func (l *Log) ReadCommitted(tp TopicPartition, offset int64, maxBytes int, dst []segment.Section) (ReadResult, error) {
+	return l.read(tp, offset, maxBytes, dst, true)
+}
+
+func (l *Log) read(tp TopicPartition, offset int64, maxBytes int, dst []segment.Section, committed bool) (ReadResult, error) {
 	_, s, err := l.leading(tp)
 	if err != nil {
 		return ReadResult{Sections: dst}, err
 	}
-	lg := s.Partition().Log()
-	res := ReadResult{HighWatermark: lg.EndOffset(), LogStartOffset: lg.StartOffset()}
-	res.Sections, err = lg.Read(offset, maxBytes, dst)
+	p := s.Partition()
+	lg := p.Log()
+	// The last stable offset first: the state moves only after the log
+	// has the batches, so the end read next is at or above it.
+	res := ReadResult{LastStableOffset: p.LastStableOffset()}
+	res.HighWatermark, res.LogStartOffset = lg.EndOffset(), lg.StartOffset()
+	if committed {
+		res.Sections, err = lg.ReadBelow(offset, res.LastStableOffset, maxBytes, dst)
+		if err == nil && offset < res.LastStableOffset {
+			res.Aborted = p.AbortedTxns(offset, res.LastStableOffset, nil)
+		}
+	} else {
+		res.Sections, err = lg.Read(offset, maxBytes, dst)
+	}
 	if errors.Is(err, segment.ErrClosed) { // replaced by a snapshot just now
 		err = fmt.Errorf("%w: %s is being restored", ErrLeaderNotAvailable, tp)
 	}
@@ -93,6 +128,26 @@ func (l *Log) Fetch(ctx context.Context, tp TopicPartition, offset int64, maxByt
 	}
 }
 
+// LastStableOffset returns tp's last stable offset, on its leader: below
+// it every transaction is decided.
+func (l *Log) LastStableOffset(tp TopicPartition) (int64, error) {
+	_, s, err := l.leading(tp)
+	if err != nil {
+		return -1, err
+	}
+	return s.Partition().LastStableOffset(), nil
+}
+
+// AbortedTxns returns tp's aborted transactions whose records overlap
+// [from, to), on its leader.
+func (l *Log) AbortedTxns(tp TopicPartition, from, to int64) ([]AbortedTxn, error) {
+	_, s, err := l.leading(tp)
+	if err != nil {
+		return nil, err
+	}
+	return s.Partition().AbortedTxns(from, to, nil), nil
+}
+
 // Special timestamps of ListOffsets.
 const (
 	LatestTimestamp   int64 = -1
@@ -103,19 +158,32 @@ const (
 // or latest offset, or the first offset whose record's timestamp is at
 // least ts (offset and timestamp -1 when every record is older).
 func (l *Log) ListOffsets(tp TopicPartition, ts int64) (offset, timestamp int64, err error) {
+	return l.listOffsets(tp, ts, false)
+}
+
+// ListOffsetsCommitted is ListOffsets for read_committed: the latest
+// offset is the last stable offset.
+func (l *Log) ListOffsetsCommitted(tp TopicPartition, ts int64) (offset, timestamp int64, err error) {
+	return l.listOffsets(tp, ts, true)
+}
+
+func (l *Log) listOffsets(tp TopicPartition, ts int64, committed bool) (offset, timestamp int64, err error) {
 	_, s, err := l.leading(tp)
 	if err != nil {
 		return -1, -1, err
 	}
 	lg := s.Partition().Log()
-	switch ts {
-	case LatestTimestamp:
+	switch {
+	case ts == LatestTimestamp && committed:
+		return s.Partition().LastStableOffset(), -1, nil
+	case ts == LatestTimestamp:
 		return lg.EndOffset(), -1, nil
-	case EarliestTimestamp:
+	case ts == EarliestTimestamp:
 		return lg.StartOffset(), -1, nil
 	}
+	lso := s.Partition().LastStableOffset()
 	offset, timestamp, found, err := lg.OffsetForTime(ts)
-	if err != nil || !found {
+	if err != nil || !found || (committed && offset >= lso) {
 		return -1, -1, err
 	}
 	return offset, timestamp, nil
