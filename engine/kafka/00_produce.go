@@ -15,7 +15,11 @@ import (
 // exactly one batch; each is checked and proposed on its own, so one bad
 // partition does not fail the others. acks=1 and acks=all both answer
 // after a majority committed the batch (Raft has nothing weaker); acks=0
-// gets no response at all.
+// gets no response at all. Transactional batches are taken from
+// idempotent producers as Kafka takes them before KIP-890: the partition
+// opens the producer's transaction at its first one, and the coordinator's
+// marker closes it; a batch from a fenced epoch gets INVALID_PRODUCER_EPOCH
+// (Produce has no PRODUCER_FENCED, and clients abort on it).
 //
 // The batches are proposed here, on the connection's reader, in request
 // order, and waited for afterwards: a producer's pipelined requests for a
@@ -74,14 +78,11 @@ func (s *Server) startProduce(ctx context.Context, c *conn, req kmsg.Request) fu
 }
 
 // checkProduce applies the rules of the request itself and returns the
-// batch's record count: acks must be 0, 1 or -1, there are no
-// transactions, and the records are exactly one batch.
+// batch's record count: acks must be 0, 1 or -1, and the records are
+// exactly one batch.
 func (s *Server) checkProduce(r *kmsg.ProduceRequest, records []byte) (int32, error) {
-	switch {
-	case r.Acks != 0 && r.Acks != 1 && r.Acks != -1:
+	if r.Acks != 0 && r.Acks != 1 && r.Acks != -1 {
 		return 0, fmt.Errorf("%w: acks %d", kerr.InvalidRequiredAcks, r.Acks)
-	case r.TransactionID != nil:
-		return 0, fmt.Errorf("%w: transactions are not supported", kerr.TransactionalIDAuthorizationFailed)
 	}
 	n, err := batch.PeekSize(records)
 	if err != nil {

@@ -16,10 +16,14 @@ import (
 // least 5). Each partition returns whole batches from the one holding the
 // fetch offset — at least one batch even above the partition's limit, as
 // long as the response has room, and the first partition with data always
-// gets one — up to the high watermark, which is also the last stable
-// offset (no transactions). The request long-polls across all its
-// partitions until min_bytes arrive, max_wait_ms passes, or a partition
-// answers with an error. Fetch sessions are declined (session id 0).
+// gets one — up to the high watermark, or under read_committed (isolation
+// level 1) up to the last stable offset, a batch boundary, with the
+// aborted transactions from the fetch offset up to it (a superset of those
+// in the records returned, as Kafka's segment-bounded list is). Every
+// partition answers its last stable offset. The request long-polls across
+// all its partitions until min_bytes arrive, max_wait_ms passes, or a
+// partition answers with an error. Fetch sessions are declined (session
+// id 0).
 //
 // The response is written by hand, as encoded pieces between which the
 // records go from the segment files to the socket by sendfile: versions
@@ -33,12 +37,13 @@ func (s *Server) startFetch(ctx context.Context, c *conn, req kmsg.Request) func
 
 // fetched is one partition's part of a response.
 type fetched struct {
-	partition  int32
-	code       int16
-	hwm, start int64
-	secs       []segment.Section
-	bytes      int64
-	changed    <-chan struct{}
+	partition       int32
+	code            int16
+	hwm, lso, start int64
+	aborted         []replog.AbortedTxn
+	secs            []segment.Section
+	bytes           int64
+	changed         <-chan struct{}
 }
 
 func (s *Server) fetch(ctx context.Context, r *kmsg.FetchRequest) reply {
@@ -90,7 +95,7 @@ func (s *Server) readFetch(r *kmsg.FetchRequest, maxBytes int64) (topics [][]fet
 		topics[i] = make([]fetched, len(t.Partitions))
 		for j, p := range t.Partitions {
 			f := &topics[i][j]
-			f.partition, f.hwm, f.start = p.Partition, -1, -1
+			f.partition, f.hwm, f.lso, f.start = p.Partition, -1, -1, -1
 			tp := replog.TopicPartition{Topic: t.Topic, Partition: p.Partition}
 			err := s.checkLeaderEpoch(tp, p.CurrentLeaderEpoch)
 			if err == nil {
@@ -101,11 +106,20 @@ func (s *Server) readFetch(r *kmsg.FetchRequest, maxBytes int64) (topics [][]fet
 			if err == nil {
 				budget := min(int64(p.PartitionMaxBytes), maxBytes-total)
 				if budget <= 0 && total > 0 {
-					f.start, f.hwm, err = s.log.Offsets(tp)
+					// The last stable offset first: it is then at or
+					// below the high watermark read after it.
+					if f.lso, err = s.log.LastStableOffset(tp); err == nil {
+						f.start, f.hwm, err = s.log.Offsets(tp)
+					}
 				} else {
+					read := s.log.Read
+					if r.IsolationLevel == 1 {
+						read = s.log.ReadCommitted
+					}
 					var res replog.ReadResult
-					res, err = s.log.Read(tp, p.FetchOffset, int(max(budget, 1)), nil)
-					f.secs, f.hwm, f.start = res.Sections, res.HighWatermark, res.LogStartOffset
+					res, err = read(tp, p.FetchOffset, int(max(budget, 1)), nil)
+					f.secs, f.hwm, f.lso, f.start = res.Sections, res.HighWatermark, res.LastStableOffset, res.LogStartOffset
+					f.aborted = res.Aborted
 					f.bytes = res.Bytes()
 					total += f.bytes
 				}
@@ -173,13 +187,17 @@ func encodeFetch(r *kmsg.FetchRequest, topErr int16, topics [][]fetched) *fetchR
 			b = kbin.AppendInt32(b, p.partition)
 			b = kbin.AppendInt16(b, p.code)
 			b = kbin.AppendInt64(b, p.hwm)
-			b = kbin.AppendInt64(b, p.hwm) // last stable offset
+			b = kbin.AppendInt64(b, p.lso)
 			if v >= 5 {
 				b = kbin.AppendInt64(b, p.start)
 			}
-			// Aborted transactions: none; null under read_uncommitted,
-			// empty under read_committed, as Kafka answers.
-			b = kbin.AppendNullableArrayLen(b, 0, r.IsolationLevel == 0)
+			// Aborted transactions: null under read_uncommitted, as
+			// Kafka answers.
+			b = kbin.AppendNullableArrayLen(b, len(p.aborted), r.IsolationLevel == 0)
+			for _, a := range p.aborted {
+				b = kbin.AppendInt64(b, a.ProducerID)
+				b = kbin.AppendInt64(b, a.FirstOffset)
+			}
 			if v >= 11 {
 				b = kbin.AppendInt32(b, -1) // no preferred read replica
 			}

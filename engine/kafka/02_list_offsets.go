@@ -9,8 +9,9 @@ import (
 
 // ListOffsets v1–3: earliest (-2), latest (-1), or the first offset whose
 // record's timestamp is at least the one asked for (offset and timestamp
-// -1 when every record is older). Without transactions the last stable
-// offset is the high watermark, so read_committed changes nothing.
+// -1 when every record is older). Under read_committed (isolation level 1,
+// v2+) latest is the last stable offset, and a timestamp found at or
+// above it is not found.
 
 func (s *Server) handleListOffsets(ctx context.Context, c *conn, req kmsg.Request) (kmsg.Response, error) {
 	r := req.(*kmsg.ListOffsetsRequest)
@@ -21,7 +22,11 @@ func (s *Server) handleListOffsets(ctx context.Context, c *conn, req kmsg.Reques
 		for _, p := range t.Partitions {
 			rp := kmsg.NewListOffsetsResponseTopicPartition()
 			rp.Partition = p.Partition
-			off, ts, err := s.log.ListOffsets(replog.TopicPartition{Topic: t.Topic, Partition: p.Partition}, p.Timestamp)
+			list := s.log.ListOffsets
+			if r.IsolationLevel == 1 {
+				list = s.log.ListOffsetsCommitted
+			}
+			off, ts, err := list(replog.TopicPartition{Topic: t.Topic, Partition: p.Partition}, p.Timestamp)
 			rp.ErrorCode, rp.Offset, rp.Timestamp = s.errCode(err), off, ts
 			if err != nil {
 				rp.Offset, rp.Timestamp = -1, -1

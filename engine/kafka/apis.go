@@ -44,6 +44,7 @@ func (s *Server) apiTable() map[int16]*api {
 		{key: 21, min: 0, max: 1, handle: s.handleDeleteRecords},
 		{key: 22, min: 0, max: 4, handle: s.handleInitProducerID},
 		{key: 23, min: 0, max: 3, handle: s.handleOffsetForLeaderEpoch},
+		{key: 27, min: 0, max: 1, handle: s.handleWriteTxnMarkers},
 		{key: 32, min: 0, max: 3, handle: s.handleDescribeConfigs},
 		{key: 33, min: 0, max: 1, handle: s.handleAlterConfigs},
 		{key: 37, min: 0, max: 1, handle: s.handleCreatePartitions},
