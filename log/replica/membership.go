@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/lni/dragonboat/v4"
 	"github.com/samsa-io/samsa/log/meta"
@@ -43,12 +44,15 @@ func (h *Host) membership(ctx context.Context, shardID uint64) (Membership, erro
 	return out, nil
 }
 
-// deadline bounds a synchronous dragonboat call by the proposal timeout
-// (dragonboat needs a deadline): a request dropped during an election is
-// never answered, only timed out, and the caller should retry rather
-// than wait out its whole context.
+// membershipTimeout bounds one membership request or read. A request
+// dropped during an election is never answered, only timed out: the
+// caller retries sooner this way than after the proposal timeout.
+const membershipTimeout = 5 * time.Second
+
+// deadline bounds a synchronous dragonboat call (dragonboat needs a
+// deadline) by membershipTimeout.
 func (h *Host) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, h.cfg.ProposalTimeout)
+	return context.WithTimeout(ctx, min(membershipTimeout, h.cfg.ProposalTimeout))
 }
 
 // addNonVoting adds replicaID at addr to a shard as a non-voting member:
@@ -158,3 +162,12 @@ func (h *Host) snapshot(ctx context.Context, shardID uint64) error {
 
 // Snapshot takes a snapshot of this replica (see Host.snapshot).
 func (s *Shard) Snapshot(ctx context.Context) error { return s.host.snapshot(ctx, s.id) }
+
+// TransferLeadership asks the meta shard's leader, which must be this
+// host's replica, to hand leadership to another voter. It returns at once.
+func (m *Meta) TransferLeadership(nodeID uint64) error {
+	if err := m.host.nh.RequestLeaderTransfer(meta.MetaShardID, nodeID); err != nil {
+		return fmt.Errorf("replica: meta shard: %w", mapError(err))
+	}
+	return nil
+}

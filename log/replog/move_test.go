@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/samsa-io/samsa/log/meta"
+	"github.com/samsa-io/samsa/log/segment"
 	"github.com/stretchr/testify/require"
 )
 
@@ -188,4 +189,124 @@ func TestClusterMetaVoters(t *testing.T) {
 	for _, n := range c.nodes {
 		require.Eventually(t, func() bool { return bytes.Equal(want, replicaBytes(t, n.log, tp)) }, 20*time.Second, 20*time.Millisecond)
 	}
+}
+
+// TestClusterMoveBySnapshotAndLeaderLoss moves a partition whose Raft log
+// was compacted, so the new replica can only catch up from a snapshot
+// stream of the segment files, and closes the partition's leader in the
+// middle of the move: another leader carries the move on from the steps
+// recorded in the metadata, and every replica ends byte-identical.
+func TestClusterMoveBySnapshotAndLeaderLoss(t *testing.T) {
+	root := t.TempDir()
+	peers := map[uint64]string{1: freeAddr(t), 2: freeAddr(t), 3: freeAddr(t)}
+	c := &testCluster{}
+	for i := uint64(1); i <= 3; i++ {
+		n := newNode(t, filepath.Join(root, fmt.Sprint(i)), i, peers)
+		n.cfg.Raft.SnapshotBytes, n.cfg.Raft.CompactionOverhead = 32<<10, 8
+		c.nodes = append(c.nodes, n)
+	}
+	c.openAll(t)
+	t.Cleanup(func() { c.closeAll(t) })
+	ctx := ctxT(t, 120*time.Second)
+	n1 := c.nodes[0].log
+	require.NoError(t, n1.CreateTopic(ctx, TopicSpec{Name: "snap", Partitions: 1, ReplicationFactor: 3}, false))
+	tp := TopicPartition{"snap", 0}
+	leader := c.leader(t, tp).log
+	for i := range 300 {
+		_, err := leader.Append(ctx, tp, recordBatch(t, -1, int32(i*10), "s", 10, 1), AppendOptions{Acks: AcksAll})
+		require.NoError(t, err)
+	}
+
+	n4 := newNode(t, filepath.Join(root, "4"), 4, map[uint64]string{4: freeAddr(t)})
+	n4.cfg.Peers, n4.cfg.Join = nil, true
+	n4.cfg.Raft.SnapshotBytes, n4.cfg.Raft.CompactionOverhead = 32<<10, 8
+	opened := make(chan struct{})
+	go func() { defer close(opened); n4.open(t) }()
+	require.NoError(t, n1.AddNode(ctx, 4, n4.cfg.RaftAddr))
+	<-opened
+	c.nodes = append(c.nodes, n4)
+
+	// Move to 4, 2, 3: node 1 leaves. Close the leader once node 4's
+	// learner exists.
+	_, err := n1.Reassign(ctx, []meta.Reassignment{{Topic: "snap", Partition: 0, Replicas: []uint64{4, 2, 3}}})
+	require.NoError(t, err)
+	shard := info2shard(t, n1, tp)
+	require.Eventually(t, func() bool { return n4.log.host.Shard(shard) != nil }, 30*time.Second, 10*time.Millisecond, "node 4 starts its learner")
+	old := c.leader(t, tp)
+	old.close(t)
+	t.Logf("closed node %d, the leader, during the move", old.cfg.NodeID)
+	require.Eventually(t, func() bool {
+		for _, n := range c.nodes {
+			if n.log != nil && len(n.log.Reassignments()) > 0 {
+				return false
+			}
+		}
+		return true
+	}, 60*time.Second, 50*time.Millisecond, "the move ends without the old leader")
+	old.open(t) // it catches up, or learns that its replica is gone
+	require.Greater(t, n4.log.host.Restores(), uint64(0), "node 4 caught up from a snapshot")
+
+	leader = c.leader(t, tp).log
+	_, err = leader.Append(ctx, tp, recordBatch(t, -1, 3000, "s", 10, 1), AppendOptions{Acks: AcksAll})
+	require.NoError(t, err)
+	want := replicaBytes(t, leader, tp)
+	for _, id := range []int{4, 2, 3} {
+		n := c.nodes[id-1]
+		require.Eventually(t, func() bool { b, ok := tryReplicaBytes(n.log, tp); return ok && bytes.Equal(want, b) }, 20*time.Second, 20*time.Millisecond,
+			"node %d holds the partition byte for byte", id)
+	}
+	require.Len(t, readAll(t, leader, tp, 0), 3010)
+	require.Eventually(t, func() bool { return c.nodes[0].log.host.Shard(shard) == nil }, 30*time.Second, 50*time.Millisecond,
+		"node 1 stopped its replica")
+}
+
+// tryReplicaBytes is replicaBytes for a replica that may be restoring a
+// snapshot right now (its partition is swapped, the old one closed).
+func tryReplicaBytes(l *Log, tp TopicPartition) ([]byte, bool) {
+	_, p, err := l.part(tp)
+	if err != nil || p.local == nil || p.local.Partition() == nil {
+		return nil, false
+	}
+	lg := p.local.Partition().Log()
+	secs, err := lg.Read(lg.StartOffset(), 1<<30, nil)
+	if err != nil {
+		return nil, false
+	}
+	defer segment.Release(secs)
+	var out []byte
+	for i := range secs {
+		if out, err = secs[i].AppendTo(out); err != nil {
+			return nil, false
+		}
+	}
+	return out, true
+}
+
+// TestClusterRemoveMetaLeader removes the node that leads the meta shard:
+// it hands the leadership over first, a node that joined takes its vote,
+// and the removal answers within seconds, not after timeouts.
+func TestClusterRemoveMetaLeader(t *testing.T) {
+	c := newCluster(t, 3)
+	ctx := ctxT(t, 60*time.Second)
+	n4 := newNode(t, filepath.Join(t.TempDir(), "4"), 4, map[uint64]string{4: freeAddr(t)})
+	n4.cfg.Peers, n4.cfg.Join = nil, true
+	opened := make(chan struct{})
+	go func() { defer close(opened); n4.open(t) }()
+	t.Cleanup(func() { <-opened; n4.close(t) })
+	require.NoError(t, c.nodes[0].log.AddNode(ctx, 4, n4.cfg.RaftAddr))
+	<-opened
+
+	leader, err := c.nodes[0].log.host.WaitLeader(ctx, meta.MetaShardID)
+	require.NoError(t, err)
+	asker := c.nodes[leader%3].log // another voter
+	start := time.Now()
+	require.NoError(t, asker.RemoveNode(ctx, leader))
+	t.Logf("removed node %d, the meta leader, in %v", leader, time.Since(start).Round(time.Millisecond))
+	require.Less(t, time.Since(start), 10*time.Second)
+	mem, err := asker.meta.Membership(ctx)
+	require.NoError(t, err)
+	require.False(t, mem.Has(leader))
+	require.Len(t, mem.Voters, 3)
+	require.Contains(t, mem.Voters, uint64(4))
+	require.NoError(t, asker.CreateTopic(ctx, TopicSpec{Name: "after", Partitions: 1, ReplicationFactor: 3}, false))
 }

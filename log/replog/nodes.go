@@ -90,6 +90,7 @@ func (l *Log) RemoveNode(ctx context.Context, id uint64) error {
 	if err := res.Err(); err != nil && !unknown {
 		return err
 	}
+	handedOver := false
 	for {
 		mem, err := l.meta.Membership(ctx)
 		if err != nil {
@@ -122,6 +123,14 @@ func (l *Log) RemoveNode(ctx context.Context, id uint64) error {
 			if len(mem.Voters) <= 1 {
 				return fmt.Errorf("%w: node %d is the meta shard's only voter", ErrInvalidRequest, id)
 			}
+			// A leader that removes itself leaves the shard without one for
+			// an election timeout, and the answer to the removal may be lost:
+			// hand the leadership over first.
+			if leader, _, ok := l.meta.Leader(); ok && leader == id && !handedOver {
+				handedOver = true
+				l.handOverMetaLeadership(ctx, id, mem.Voters)
+				continue
+			}
 		}
 		if err := l.meta.RemoveMember(ctx, id, mem.ConfigChangeID); err != nil {
 			if retryable(ctx, err) {
@@ -129,6 +138,32 @@ func (l *Log) RemoveNode(ctx context.Context, id uint64) error {
 			}
 			return fmt.Errorf("replog: removing node %d from the meta shard: %w", id, mapReplicaError(err))
 		}
+	}
+}
+
+// handOverMetaLeadership asks the meta shard's leader, node id, to hand
+// leadership to another voter (a voter follower forwards the request to
+// the leader), and waits up to a few seconds until it did.
+func (l *Log) handOverMetaLeadership(ctx context.Context, id uint64, voters map[uint64]string) {
+	var to []uint64
+	for v := range voters {
+		if v != id {
+			to = append(to, v)
+		}
+	}
+	if len(to) == 0 {
+		return
+	}
+	if err := l.meta.TransferLeadership(slices.Min(to)); err != nil {
+		l.logger.Debug("handing the meta leadership over", "from", id, "err", err)
+		return
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if leader, _, ok := l.meta.Leader(); ok && leader != id {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
