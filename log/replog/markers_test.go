@@ -109,3 +109,30 @@ func recordOffsets(t testing.TB, secs []segment.Section) []int64 {
 	require.NoError(t, it.Err())
 	return out
 }
+
+// TestReadCommittedBoundsAborted: a read_committed read lists the aborted
+// transactions up to the end of the last segment it read, not all the
+// way to the last stable offset.
+func TestReadCommittedBoundsAborted(t *testing.T) {
+	l := single(t).log
+	ctx := ctxT(t, 120*time.Second)
+	tp := TopicPartition{"aborts", 0}
+	require.NoError(t, l.CreateTopic(ctx, TopicSpec{Name: "aborts", Partitions: 1, ReplicationFactor: 1,
+		Configs: map[string]string{"segment.bytes": "4096"}}, false))
+	big := string(make([]byte, 600))
+	for i := range 30 {
+		_, err := l.Append(ctx, tp, txnRecordBatch(t, 9, 0, int32(i), big, 1), AppendOptions{Acks: AcksAll})
+		require.NoError(t, err)
+		require.NoError(t, l.WriteTxnMarker(ctx, tp, 9, 0, false, 0))
+	}
+	all, err := l.AbortedTxns(tp, 0, 60)
+	require.NoError(t, err)
+	require.Len(t, all, 30)
+	res, err := l.ReadCommitted(tp, 0, 1, nil)
+	require.NoError(t, err)
+	require.Equal(t, []int64{0}, recordOffsets(t, res.Sections), "one batch within the budget")
+	require.Equal(t, int64(60), res.LastStableOffset)
+	require.NotEmpty(t, res.Aborted)
+	require.Less(t, len(res.Aborted), 30, "the first segment's, not the whole log's")
+	require.Equal(t, all[:len(res.Aborted)], res.Aborted)
+}

@@ -23,8 +23,9 @@ type ReadResult struct {
 	LastStableOffset int64
 	LogStartOffset   int64
 	// Aborted lists, for ReadCommitted, the aborted transactions whose
-	// records overlap what it may return: from the offset read up to the
-	// last stable offset.
+	// records overlap what it returns: from the offset read up to the
+	// last stable offset or the end of the last segment read, whichever
+	// comes first (a superset, as Kafka's).
 	Aborted []AbortedTxn
 }
 
@@ -69,8 +70,12 @@ func (l *Log) read(tp TopicPartition, offset int64, maxBytes int, dst []segment.
 	res.HighWatermark, res.LogStartOffset = lg.EndOffset(), lg.StartOffset()
 	if committed {
 		res.Sections, err = lg.ReadBelow(offset, res.LastStableOffset, maxBytes, dst)
-		if err == nil && offset < res.LastStableOffset {
-			res.Aborted = p.AbortedTxns(offset, res.LastStableOffset, nil)
+		if err == nil && len(res.Sections) > len(dst) {
+			// Everything returned lies below the segment after the last
+			// section's: a bound on the transactions listed, however far
+			// the last stable offset is.
+			to := min(res.LastStableOffset, lg.NextSegmentBase(res.Sections[len(res.Sections)-1].Base()))
+			res.Aborted = p.AbortedTxns(offset, to, nil)
 		}
 	} else {
 		res.Sections, err = lg.Read(offset, maxBytes, dst)

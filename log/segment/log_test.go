@@ -345,4 +345,14 @@ func TestReadBelow(t *testing.T) {
 	require.Equal(t, readBytes(t, l, 0, 2000), b, "the same cut as Read below the limit")
 	_, err := l.ReadBelow(121, 60, 100, nil)
 	require.ErrorIs(t, err, ErrOffsetOutOfRange)
+
+	// Each section's segment ends where the next one starts.
+	secs, err := l.Read(0, 1<<30, nil)
+	require.NoError(t, err)
+	defer Release(secs)
+	for i := range secs[:len(secs)-1] {
+		require.Equal(t, secs[i+1].Base(), l.NextSegmentBase(secs[i].Base()))
+		require.Equal(t, secs[i+1].Base(), l.NextSegmentBase(secs[i+1].Base()-1))
+	}
+	require.Equal(t, int64(120), l.NextSegmentBase(secs[len(secs)-1].Base()), "the last one ends at the log's end")
 }

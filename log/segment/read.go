@@ -162,6 +162,21 @@ func (l *Log) Snapshot(dst []Section) ([]Section, error) {
 	return dst, nil
 }
 
+// NextSegmentBase returns the base offset of the first segment after the
+// one holding offset, or the log's end if that is the last: every record
+// of a read whose sections lie in that segment is below it. A
+// read_committed fetch bounds the aborted transactions it lists by it, as
+// Kafka does.
+func (l *Log) NextSegmentBase(offset int64) int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	end := l.next.Load()
+	if i := l.find(offset) + 1; i < len(l.segs) {
+		return min(l.segs[i].base, end)
+	}
+	return end
+}
+
 // find returns the index of the segment that holds offset: the last one
 // whose base is at most offset. l.mu must be held.
 func (l *Log) find(offset int64) int {
