@@ -176,7 +176,7 @@ func moveStates(ctx context.Context, g *globals, cl *kgo.Client, moves []moveReq
 	}
 	var out []moveState
 	for _, m := range moves {
-		s := moveState{Topic: m.topic, Partition: m.partition, Target: m.replicas}
+		s := moveState{Topic: m.topic, Partition: m.partition, Target: m.replicas, Replicas: []int32{}, ISR: []int32{}, Adding: []int32{}, Removing: []int32{}}
 		for _, t := range md.Topics {
 			for _, p := range t.Partitions {
 				if t.Topic != nil && *t.Topic == m.topic && p.Partition == m.partition {
@@ -188,6 +188,11 @@ func moveStates(ctx context.Context, g *globals, cl *kgo.Client, moves []moveReq
 			s.Replicas, s.Adding, s.Removing = r.Replicas, r.AddingReplicas, r.RemovingReplicas
 		} else {
 			s.Done = slices.Equal(s.Replicas, m.replicas)
+		}
+		for _, ids := range []*[]int32{&s.Replicas, &s.ISR, &s.Adding, &s.Removing} {
+			if *ids == nil {
+				*ids = []int32{} // [] in JSON, not null
+			}
 		}
 		out = append(out, s)
 	}
@@ -511,7 +516,7 @@ func drainPlan(md kadm.Metadata, id int32) ([]moveRequest, error) {
 				}
 			}
 			if best < 0 {
-				return nil, fmt.Errorf("%s[%d] has a replica on every other node: removing node %d would leave it below its replication factor; add a node first", t.Topic, p.Partition, id)
+				return nil, fmt.Errorf("no other node can take %s[%d]'s replica (each has one already): removing node %d would leave it below its replication factor; add a node first", t.Topic, p.Partition, id)
 			}
 			target := slices.Clone(p.Replicas)
 			target[i] = best

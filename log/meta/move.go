@@ -103,19 +103,41 @@ func (s *State) reassignPartitions(c ReassignPartitions) Result {
 	return Result{Items: items}
 }
 
-// reassign sets or cancels one partition's target. Cancelling keeps the
-// first voters (the replicas before the move, as far as they are still
-// there) and lets the leader remove the learners and any other voter.
-func (s *State) reassign(m Reassignment) error {
+// CheckReassignment says why ReassignPartitions would refuse a move, or
+// nil: a proposer asks first to answer with the reason, since the
+// command's per-move results carry only codes.
+func (s *State) CheckReassignment(m Reassignment) error {
+	_, _, err := s.checkReassignment(m)
+	return err
+}
+
+func (s *State) checkReassignment(m Reassignment) (*Topic, *Partition, error) {
 	t, ok := s.topics[m.Topic]
 	if !ok || m.Partition < 0 || int(m.Partition) >= len(t.Partitions) {
-		return fmt.Errorf("%w: %s/%d", ErrUnknownTopic, m.Topic, m.Partition)
+		return nil, nil, fmt.Errorf("%w: %s/%d", ErrUnknownTopic, m.Topic, m.Partition)
 	}
 	p := &t.Partitions[m.Partition]
 	if m.Replicas == nil {
 		if p.Target == nil {
-			return fmt.Errorf("%w: %s/%d", ErrNoReassignment, m.Topic, m.Partition)
+			return nil, nil, fmt.Errorf("%w: %s/%d", ErrNoReassignment, m.Topic, m.Partition)
 		}
+		return t, p, nil
+	}
+	if err := s.checkPlacements(int(m.Partition), [][]uint64{m.Replicas}, int(t.ReplicationFactor)); err != nil {
+		return nil, nil, fmt.Errorf("topic %q: %w", m.Topic, err)
+	}
+	return t, p, nil
+}
+
+// reassign sets or cancels one partition's target. Cancelling keeps the
+// first voters (the replicas before the move, as far as they are still
+// there) and lets the leader remove the learners and any other voter.
+func (s *State) reassign(m Reassignment) error {
+	t, p, err := s.checkReassignment(m)
+	if err != nil {
+		return err
+	}
+	if m.Replicas == nil {
 		p.Target = nil
 		for _, r := range p.Replicas {
 			if !r.Learner && len(p.Target) < int(t.ReplicationFactor) {
@@ -124,9 +146,6 @@ func (s *State) reassign(m Reassignment) error {
 		}
 		p.complete()
 		return nil
-	}
-	if err := s.checkPlacements(int(m.Partition), [][]uint64{m.Replicas}, int(t.ReplicationFactor)); err != nil {
-		return fmt.Errorf("topic %q: %w", m.Topic, err)
 	}
 	p.Target = slices.Clone(m.Replicas)
 	p.complete()

@@ -240,16 +240,31 @@ func (l *Log) proposeMove(ctx context.Context, tp TopicPartition, cmd meta.Comma
 // partition's move) and answers each on its own. The moves happen
 // afterwards; Reassignments shows them.
 func (l *Log) Reassign(ctx context.Context, moves []meta.Reassignment) ([]error, error) {
-	res, err := l.meta.Propose(ctx, meta.ReassignPartitions{Moves: moves})
+	// Check first, to answer refusals with their reason: the command's
+	// results carry only codes. The command checks again, against the
+	// state it meets.
+	errs := make([]error, len(moves))
+	var valid []meta.Reassignment
+	var at []int
+	l.meta.Read(func(s *meta.State) {
+		for i, m := range moves {
+			if errs[i] = s.CheckReassignment(m); errs[i] == nil {
+				valid, at = append(valid, m), append(at, i)
+			}
+		}
+	})
+	if len(valid) == 0 {
+		return errs, nil
+	}
+	res, err := l.meta.Propose(ctx, meta.ReassignPartitions{Moves: valid})
 	if err != nil {
 		return nil, fmt.Errorf("replog: reassigning partitions: %w", mapReplicaError(err))
 	}
 	if err := res.Err(); err != nil {
 		return nil, err
 	}
-	errs := make([]error, len(moves))
-	for i := range moves {
-		errs[i] = res.ItemErr(i)
+	for j, i := range at {
+		errs[i] = res.ItemErr(j)
 	}
 	return errs, nil
 }
