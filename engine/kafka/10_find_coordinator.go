@@ -7,18 +7,18 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// FindCoordinator v0–2. Group coordination runs on the node that leads
-// the meta shard, which holds the committed offsets; group requests that
-// reach another node are answered NOT_COORDINATOR, so the client asks
-// again where the coordinator is (after a meta leader change, too).
-// Transactions are not supported, so there is no transaction coordinator.
+// FindCoordinator v0–2. Group and transaction coordination run on the
+// node that leads the meta shard, which holds the committed offsets and
+// the transactions' state; group and transaction requests that reach
+// another node are answered NOT_COORDINATOR, so the client asks again
+// where the coordinator is (after a meta leader change, too).
 
 func (s *Server) handleFindCoordinator(ctx context.Context, c *conn, req kmsg.Request) (kmsg.Response, error) {
 	r := req.(*kmsg.FindCoordinatorRequest)
 	resp := r.ResponseKind().(*kmsg.FindCoordinatorResponse)
-	if r.CoordinatorType != 0 {
-		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
-		resp.ErrorMessage = kmsg.StringPtr("transactions are not supported: there is no transaction coordinator")
+	if r.CoordinatorType != 0 && r.CoordinatorType != 1 {
+		resp.ErrorCode = kerr.InvalidRequest.Code
+		resp.ErrorMessage = kmsg.StringPtr("coordinator type must be 0 (group) or 1 (transaction)")
 		return resp, nil
 	}
 	id := s.controller()
@@ -33,14 +33,24 @@ func (s *Server) handleFindCoordinator(ctx context.Context, c *conn, req kmsg.Re
 	return resp, nil
 }
 
+// notCoordinatorCode answers a coordinator's request on another node.
+var notCoordinatorCode = kerr.NotCoordinator.Code
+
+// coordinates reports whether this node coordinates groups and
+// transactions: it leads the meta shard.
+func (s *Server) coordinates() bool {
+	id, ok := s.log.Controller()
+	return ok && int32(id) == s.cfg.NodeID
+}
+
 // notCoordinator returns a NOT_COORDINATOR answer to a group request if
 // this node does not coordinate groups (it does not lead the meta shard),
 // or nil if it does.
 func (s *Server) notCoordinator(req kmsg.Request) kmsg.Response {
-	if id, ok := s.log.Controller(); ok && int32(id) == s.cfg.NodeID {
+	if s.coordinates() {
 		return nil
 	}
-	code := kerr.NotCoordinator.Code
+	code := notCoordinatorCode
 	switch r := req.(type) {
 	case *kmsg.JoinGroupRequest:
 		resp := r.ResponseKind().(*kmsg.JoinGroupResponse)

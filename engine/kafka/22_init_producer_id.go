@@ -4,21 +4,22 @@ import (
 	"context"
 	"math"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// InitProducerId v0–4 for idempotent producers: a producer id from the
-// meta shard's blocks, epoch 0. A producer that gives its id and epoch
+// InitProducerId v0–4. For idempotent producers: a producer id from the
+// meta shard's blocks, epoch 0; a producer that gives its id and epoch
 // (v3+, KIP-360) gets the next epoch, and a fresh id when the epoch would
-// overflow. Transactional ids are refused: transactions are not supported.
+// overflow. For transactional producers (a transactional id), on the
+// transaction coordinator: the id's producer at its next epoch, which
+// fences every older instance; a transaction the old instance left open
+// is aborted first, and one being completed is finished first.
 
 func (s *Server) handleInitProducerID(ctx context.Context, c *conn, req kmsg.Request) (kmsg.Response, error) {
 	r := req.(*kmsg.InitProducerIDRequest)
 	resp := r.ResponseKind().(*kmsg.InitProducerIDResponse)
 	if r.TransactionalID != nil {
-		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
-		resp.ProducerID, resp.ProducerEpoch = -1, -1
+		s.initTxnProducer(ctx, r, resp)
 		return resp, nil
 	}
 	if r.ProducerID >= 0 && r.ProducerEpoch >= 0 && r.ProducerEpoch < math.MaxInt16 {
@@ -32,4 +33,18 @@ func (s *Server) handleInitProducerID(ctx context.Context, c *conn, req kmsg.Req
 	}
 	resp.ProducerID, resp.ProducerEpoch = id, 0
 	return resp, nil
+}
+
+func (s *Server) initTxnProducer(ctx context.Context, r *kmsg.InitProducerIDRequest, resp *kmsg.InitProducerIDResponse) {
+	resp.ProducerID, resp.ProducerEpoch = -1, -1
+	if !s.coordinates() {
+		resp.ErrorCode = notCoordinatorCode
+		return
+	}
+	pid, epoch, err := s.log.InitTxnProducerAborting(ctx, *r.TransactionalID, r.TransactionTimeoutMillis, r.ProducerID, r.ProducerEpoch, s.txns.finish)
+	if err != nil {
+		resp.ErrorCode = s.txnErrCode(err, r.Version, 4)
+		return
+	}
+	resp.ProducerID, resp.ProducerEpoch = pid, epoch
 }

@@ -284,3 +284,48 @@ func startNATS(b *testing.B, server string, syncAlways bool) string {
 	}, 20*time.Second, 50*time.Millisecond)
 	return url
 }
+
+// BenchmarkProduceTransactional is a franz-go producer writing 100-byte
+// records, idempotent and acks=all, beside the same producer committing
+// a transaction every 1,000 records (begin, produce, commit, which
+// flushes): the price of a transaction's round trips to the coordinator
+// and of its markers.
+func BenchmarkProduceTransactional(b *testing.B) {
+	const size, perTxn = 100, 1000
+	b.Run("plain", func(b *testing.B) {
+		n := benchNode(b)
+		createTopic(b, n, "bench", 1, nil)
+		produce(b, n.KafkaAddr(), "bench", size)
+	})
+	b.Run("txn-1000", func(b *testing.B) {
+		n := benchNode(b)
+		createTopic(b, n, "bench", 1, nil)
+		cl, err := kgo.NewClient(kgo.SeedBrokers(n.KafkaAddr()), kgo.DefaultProduceTopic("bench"),
+			kgo.MaxBufferedRecords(1<<16), kgo.ProducerLinger(0), kgo.TransactionalID("bench-txn"))
+		require.NoError(b, err)
+		defer cl.Close()
+		ctx := context.Background()
+		val := make([]byte, size)
+		txn := func(records int) {
+			require.NoError(b, cl.BeginTransaction())
+			for range records {
+				cl.Produce(ctx, &kgo.Record{Value: val}, func(_ *kgo.Record, err error) {
+					if err != nil {
+						b.Error(err)
+					}
+				})
+			}
+			require.NoError(b, cl.EndTransaction(ctx, kgo.TryCommit))
+		}
+		txn(1) // warm up: producer id, coordinator, connections
+		b.SetBytes(size)
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := time.Now()
+		for done := 0; done < b.N; done += perTxn {
+			txn(min(perTxn, b.N-done))
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "records/s")
+	})
+}

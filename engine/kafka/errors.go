@@ -45,6 +45,12 @@ var errorCodes = []struct {
 	{meta.ErrUnknownNode, kerr.BrokerIDNotRegistered},
 	{meta.ErrNodeInUse, kerr.InvalidRequest},
 	{replog.ErrNodeExists, kerr.DuplicateBrokerRegistration},
+	{meta.ErrUnknownTopic, kerr.UnknownTopicOrPartition},
+	{meta.ErrConcurrentTransactions, kerr.ConcurrentTransactions},
+	{meta.ErrProducerFenced, kerr.InvalidProducerEpoch}, // PRODUCER_FENCED where the version allows: txnErrCode
+	{meta.ErrInvalidProducerIDMapping, kerr.InvalidProducerIDMapping},
+	{meta.ErrInvalidTxnState, kerr.InvalidTxnState},
+	{meta.ErrInvalidTxnTimeout, kerr.InvalidTransactionTimeout},
 	{context.DeadlineExceeded, kerr.RequestTimedOut},
 	{context.Canceled, kerr.RequestTimedOut},
 }

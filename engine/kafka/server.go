@@ -87,6 +87,7 @@ type Server struct {
 	metrics *metrics
 	apis    map[int16]*api
 	groups  *group.Coordinator
+	txns    *txnCoordinator
 
 	draining  chan struct{} // closed at Shutdown: long-polls answer at once
 	drainOnce sync.Once
@@ -117,6 +118,7 @@ func New(log *replog.Log, cfg Config) (*Server, error) {
 		Store: log, ErrorCode: s.errCode, Logger: s.logger,
 		InitialRebalanceDelay: cfg.InitialRebalanceDelay,
 	})
+	s.txns = newTxnCoordinator(s)
 	var err error
 	if s.metrics, err = newMetrics(cfg.Registerer, s); err != nil {
 		return nil, err
@@ -133,6 +135,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.listeners[ln] = struct{}{}
 	s.mu.Unlock()
+	s.txns.start()
 	defer func() {
 		s.mu.Lock()
 		delete(s.listeners, ln)
@@ -198,6 +201,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	s.groups.Close() // answer waiting joins so their connections drain
+	s.txns.close()
 	select {
 	case <-done:
 		return nil
