@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/samsa-io/samsa/log/meta"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -271,4 +272,32 @@ func TestGroupTransactSessionChain(t *testing.T) {
 	require.Len(t, got, total)
 	time.Sleep(time.Second)
 	require.Len(t, readAll(t, seed, "chain-c", kgo.ReadCommitted(), -1), total, "nothing more arrives later")
+}
+
+// TestTransactionDecidedIsFinished: a transaction whose commit was
+// decided in the meta shard but whose markers were never written (its
+// coordinator died in between) is finished by the coordinator's sweep.
+func TestTransactionDecidedIsFinished(t *testing.T) {
+	n := startNode(t)
+	seed := n.KafkaAddr()
+	createTopic(t, n, "decided", 2, nil)
+	ctx := ctxT(t, time.Minute)
+	p, err := kgo.NewClient(kgo.SeedBrokers(seed), kgo.TransactionalID("tx-decided"), kgo.DefaultProduceTopic("decided"),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	require.NoError(t, err)
+	defer p.Close()
+	require.NoError(t, p.BeginTransaction())
+	for i := range 6 {
+		require.NoError(t, p.ProduceSync(ctx, kgo.StringRecord(fmt.Sprint(i))).FirstErr())
+	}
+	tx, ok := n.Log().Txn("tx-decided")
+	require.True(t, ok)
+	require.Len(t, tx.Partitions, 2)
+	// The decision alone, as a coordinator killed right after it left it.
+	require.NoError(t, n.Log().EndTxn(ctx, "tx-decided", tx.ProducerID, tx.Epoch, true))
+	require.Len(t, valuesOf(readAll(t, seed, "decided", kgo.ReadCommitted(), 6)), 6, "the sweep wrote the markers")
+	require.Eventually(t, func() bool {
+		tx, _ := n.Log().Txn("tx-decided")
+		return tx.Status == meta.TxnCompleteCommit
+	}, 10*time.Second, 50*time.Millisecond)
 }
