@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ const (
 	topicInFieldGroup    = "group"
 	topicInFieldStart    = "start"
 	topicInFieldMaxBatch = "max_batch"
+	topicInFieldTxn      = "transactional"
 )
 
 // Values of start besides an RFC 3339 time.
@@ -76,6 +78,9 @@ record header as a string.`).
 				Description("Where a partition without a committed offset starts: `earliest`, `latest`, or an RFC 3339 time (the first record at or after it, by timestamp).").
 				Examples(startEarliest, startLatest, "2025-01-31T00:00:00Z").
 				Default(startEarliest),
+			service.NewBoolField(topicInFieldTxn).
+				Description("Read committed (records of open transactions wait, aborted ones are skipped) and leave the group's offsets to a samsa_topic output with a `transaction` for the same group, which commits them with each transaction it writes: exactly once from topic to topic. Each message carries `samsa_txn_offset` metadata for that output.").
+				Default(false).Advanced(),
 			service.NewIntField(topicInFieldMaxBatch).
 				Description("Records per message batch at most.").
 				Default(1024).Advanced(),
@@ -108,6 +113,7 @@ type topicInput struct {
 	group    string
 	startTs  int64 // replog.EarliestTimestamp, LatestTimestamp, or ms
 	maxBatch int
+	txn      bool // read committed; a transactional output commits the offsets
 
 	batches chan fetched
 	ctx     context.Context
@@ -180,6 +186,12 @@ func newTopicInput(conf *service.ParsedConfig, deps Deps) (*topicInput, error) {
 	if in.maxBatch < 1 {
 		return nil, fmt.Errorf("%s: must be at least 1", topicInFieldMaxBatch)
 	}
+	if in.txn, err = conf.FieldBool(topicInFieldTxn); err != nil {
+		return nil, err
+	}
+	if in.txn && in.group == "" {
+		return nil, fmt.Errorf("%s: needs a %s, whose offsets the transactions commit", topicInFieldTxn, topicInFieldGroup)
+	}
 	in.topicVal = in.topic
 	in.logger = deps.Logger.With("input", TopicInputName, "topic", in.topic, "group", in.group)
 	in.ctx, in.cancel = context.WithCancel(context.Background())
@@ -227,7 +239,7 @@ func (in *topicInput) Connect(ctx context.Context) error {
 		in.wg.Add(1)
 		go in.readPartition(p, a.next)
 	}
-	if in.group != "" {
+	if in.group != "" && !in.txn {
 		in.wg.Add(1)
 		go in.commitLoop()
 	}
@@ -260,7 +272,19 @@ func (in *topicInput) readPartition(p int32, off int64) {
 	logger := in.logger.With("partition", p)
 	from := off // the start of the range the next batch covers
 	var sections []segment.Section
+	var aborted abortedTxns
 	for in.ctx.Err() == nil {
+		stable := int64(math.MaxInt64) // records from here on wait (read committed)
+		if in.txn {
+			var err error
+			if stable, err = aborted.load(in.log, tp, off); err != nil || stable <= off {
+				if err != nil && in.ctx.Err() == nil {
+					logger.Debug("reading committed", "offset", off, "err", err)
+				}
+				in.sleep(txnPoll)
+				continue
+			}
+		}
 		res, err := in.log.Fetch(in.ctx, tp, off, fetchMaxBytes, 1, fetchMaxWait, sections[:0])
 		if err != nil {
 			if in.ctx.Err() != nil {
@@ -296,12 +320,24 @@ func (in *topicInput) readPartition(p int32, off int64) {
 			if r.Offset < off {
 				continue // Kafka semantics: the read starts at the batch holding off
 			}
+			if r.Offset >= stable {
+				break // in an open transaction: wait for its end
+			}
 			off = r.Offset + 1
-			if it.Batch().Attributes.Control() {
+			h := it.Batch()
+			if h.Attributes.Control() {
 				continue
 			}
-			msgs = append(msgs, in.message(p, r, it.Batch().Attributes.Codec() != batch.CodecNone))
+			if in.txn && h.Attributes.Transactional() && aborted.skip(h.ProducerID, r.Offset) {
+				continue
+			}
+			m := in.message(p, r, h.Attributes.Codec() != batch.CodecNone)
+			if in.txn {
+				m.MetaSetMut(MetaTxnOffset, &TxnOffset{Topic: in.topic, Partition: p, Next: off})
+			}
+			msgs = append(msgs, m)
 			if len(msgs) == in.maxBatch {
+				in.coverTo(msgs, off)
 				if !in.send(fetched{msgs: msgs, partition: p, from: from, to: off}) {
 					return
 				}
@@ -313,12 +349,55 @@ func (in *topicInput) readPartition(p int32, off int64) {
 			in.sleep(time.Second)
 		}
 		if len(msgs) > 0 {
+			in.coverTo(msgs, off)
 			if !in.send(fetched{msgs: msgs, partition: p, from: from, to: off}) {
 				return
 			}
 			from = off
 		}
 	}
+}
+
+// coverTo makes a transactional batch's last message commit up to off,
+// past the control and aborted records read after it.
+func (in *topicInput) coverTo(msgs service.MessageBatch, off int64) {
+	if !in.txn {
+		return
+	}
+	if v, ok := msgs[len(msgs)-1].MetaGetMut(MetaTxnOffset); ok {
+		v.(*TxnOffset).Next = off
+	}
+}
+
+// txnPoll is how often a transactional input looks again while the
+// partition's next record is in an open transaction.
+const txnPoll = 20 * time.Millisecond
+
+// abortedTxns tells, while a partition is read committed, which
+// transactional records are aborted: those of an aborted transaction's
+// producer from its first offset to its abort marker.
+type abortedTxns []replog.AbortedTxn
+
+// load learns the aborted transactions from off up to the partition's
+// last stable offset, which it returns.
+func (a *abortedTxns) load(l *replog.Log, tp replog.TopicPartition, off int64) (int64, error) {
+	stable, err := l.LastStableOffset(tp)
+	if err != nil || stable <= off {
+		return stable, err
+	}
+	*a, err = l.AbortedTxns(tp, off, stable)
+	return stable, err
+}
+
+// skip reports whether producer pid's transactional record at offset is
+// in an aborted transaction.
+func (a abortedTxns) skip(pid, offset int64) bool {
+	for _, t := range a {
+		if t.ProducerID == pid && t.FirstOffset <= offset && offset <= t.LastOffset {
+			return true
+		}
+	}
+	return false
 }
 
 // resetOffset answers an offset the partition no longer (or not yet) has:
@@ -458,7 +537,7 @@ func (in *topicInput) Close(ctx context.Context) error {
 		in.mu.Lock()
 		connected := in.mu.connected
 		in.mu.Unlock()
-		if connected && in.group != "" {
+		if connected && in.group != "" && !in.txn {
 			err = in.commit(ctx)
 		}
 	})

@@ -25,6 +25,7 @@ const (
 	topicOutFieldConfigs           = "configs"
 	topicOutFieldDeadLetter        = "dead_letter"
 	topicOutFieldBatching          = "batching"
+	topicOutFieldTransaction       = "transaction"
 )
 
 // defaultBatchPolicy applies when the config has no batching: batches from
@@ -87,6 +88,7 @@ a time, so that a source's records reach every partition in position order.`).
 			service.NewBoolField(topicOutFieldDeadLetter).
 				Description("Write dead letters: the value is `samsa_original` when set, and the `samsa_dlq_*` metadata become `samsa.error.*` headers.").
 				Default(false),
+			txnOutputField(),
 			service.NewBatchPolicyField(topicOutFieldBatching).
 				Description("How messages are gathered into writes. When the field is absent: `count: 1024, period: 1ms`, so that batches from the input pass whole and single messages wait at most a millisecond for others."),
 		).
@@ -115,6 +117,7 @@ type topicOutput struct {
 	spec       replog.TopicSpec
 	key        *service.InterpolatedString // nil: no key
 	deadLetter bool
+	txn        *topicTxn // nil: not transactional
 
 	mu       sync.Mutex
 	parts    int32
@@ -174,6 +177,14 @@ func newTopicOutput(conf *service.ParsedConfig, deps Deps) (*topicOutput, servic
 		}
 	}
 	o.logger = deps.Logger.With("output", TopicOutputName, "topic", o.spec.Name)
+	if conf.Contains(topicOutFieldTransaction) {
+		if o.txn, err = newTopicTxn(conf, o); err != nil {
+			return nil, policy, err
+		}
+		if o.txn.dlq != nil {
+			o.txn.dlq.logger = deps.Logger.With("output", TopicOutputName, "topic", o.txn.dlq.spec.Name)
+		}
+	}
 	return o, policy, nil
 }
 
@@ -190,6 +201,26 @@ func (o *topicOutput) Connect(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+	if err := o.connectLocked(ctx); err != nil {
+		return err
+	}
+	if o.txn == nil {
+		return nil
+	}
+	if o.txn.dlq != nil {
+		o.txn.dlq.mu.Lock()
+		err := o.txn.dlq.connectLocked(ctx)
+		o.txn.dlq.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	return o.ensureProducer(ctx) // at once: a new instance fences the old one before it writes
+}
+
+// connectLocked creates the topic if needed and waits for this node to
+// lead its partitions.
+func (o *topicOutput) connectLocked(ctx context.Context) error {
 	t, ok := o.log.Topic(o.spec.Name)
 	if !ok {
 		err := o.log.CreateTopic(ctx, o.spec, false)
@@ -252,6 +283,15 @@ func (o *topicOutput) WriteBatch(ctx context.Context, msgs service.MessageBatch)
 	defer o.mu.Unlock()
 	if o.parts == 0 {
 		return service.ErrNotConnected
+	}
+	if o.txn != nil {
+		if err := o.writeTxn(ctx, msgs); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return service.ErrNotConnected // aborted: written afresh after Connect
+		}
+		return nil
 	}
 	chunks, err := o.chunk(msgs)
 	if err == nil {

@@ -109,6 +109,19 @@ func sourceStream(p *Pipeline) map[string]any {
 		"replication_factor": p.Topic.ReplicationFactor,
 		"dead_letter":        true,
 	}
+	if p.Source.Topic != nil {
+		// Topic to topic: each batch is one transaction that writes the
+		// records and the dead letters and commits the input's offsets.
+		main["transaction"] = map[string]any{
+			"id": p.SourceID(), "group": p.SourceID(), "dead_letter_topic": p.DeadLetterTopic(),
+		}
+		return withCaches(p, map[string]any{
+			"input":          sourceInput(p),
+			"pipeline":       map[string]any{"threads": 1, "processors": procs},
+			"output":         map[string]any{"label": labelTopic, "samsa_topic": main},
+			"error_handling": strict,
+		})
+	}
 	return withCaches(p, map[string]any{
 		"input":    sourceInput(p),
 		"pipeline": map[string]any{"threads": 1, "processors": procs},
@@ -174,7 +187,7 @@ func sourceInput(p *Pipeline) any {
 		return map[string]any{"label": labelSource, "samsa_file": f}
 	case s.Topic != nil:
 		return map[string]any{"label": labelSource, "samsa_topic": map[string]any{
-			"topic": s.Topic.Name, "group": p.SourceID(), "start": s.Topic.Start,
+			"topic": s.Topic.Name, "group": p.SourceID(), "start": s.Topic.Start, "transactional": true,
 		}}
 	case s.Connector != nil:
 		return withLabel(p.resolvePaths(connectorComponent(p)), labelSource, false)

@@ -385,19 +385,21 @@ func (r *Runner) stop(ctx context.Context, name string) error {
 
 // Status is what `samsa pipelines status` shows.
 type Status struct {
-	Name    string         `json:"name"`
-	Version uint64         `json:"version"`
-	Node    uint64         `json:"node"`
-	State   string         `json:"state"`
-	Error   string         `json:"error,omitempty"`
-	Started time.Time      `json:"started,omitzero"`
-	Topic   string         `json:"topic"`
-	In      int64          `json:"records_in"`
-	Out     int64          `json:"records_out"`
-	Dead    int64          `json:"dead_letters"`
-	Errors  int64          `json:"errors"`
-	Streams []StreamStatus `json:"streams,omitempty"`
-	Sinks   []SinkStatus   `json:"sinks,omitempty"`
+	Name    string    `json:"name"`
+	Version uint64    `json:"version"`
+	Node    uint64    `json:"node"`
+	State   string    `json:"state"`
+	Error   string    `json:"error,omitempty"`
+	Started time.Time `json:"started,omitzero"`
+	Topic   string    `json:"topic"`
+	// Delivery is how records reach the topic: Pipeline.Delivery.
+	Delivery string         `json:"delivery,omitempty"`
+	In       int64          `json:"records_in"`
+	Out      int64          `json:"records_out"`
+	Dead     int64          `json:"dead_letters"`
+	Errors   int64          `json:"errors"`
+	Streams  []StreamStatus `json:"streams,omitempty"`
+	Sinks    []SinkStatus   `json:"sinks,omitempty"`
 }
 
 // StreamStatus is one Benthos stream's state.
@@ -461,7 +463,7 @@ func (r *Runner) Status(name string) (Status, bool) {
 				st.State = StateElsewhere
 			}
 			if p, err := Parse(s.File, []byte(s.YAML)); err == nil {
-				st.Topic = p.Topic.Name
+				st.Topic, st.Delivery = p.Topic.Name, p.Delivery()
 				st.Sinks = r.sinks(p)
 			}
 		}
@@ -474,7 +476,7 @@ func (r *Runner) Status(name string) (Status, bool) {
 		st.State, st.Error = StateFailed, run.err.Error()
 		return st, true
 	}
-	st.Topic = run.p.Topic.Name
+	st.Topic, st.Delivery = run.p.Topic.Name, run.p.Delivery()
 	st.Sinks = r.sinks(run.p)
 	t := r.env.metrics.Totals(name)
 	st.In, st.Out, st.Dead, st.Errors = t.In.Load(), t.Out.Load(), t.DeadLetters.Load(), t.Errors.Load()

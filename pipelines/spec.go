@@ -103,6 +103,27 @@ type Sink struct {
 // DeadLetterTopic is where the pipeline's invalid records go.
 func (p *Pipeline) DeadLetterTopic() string { return p.Topic.Name + ".dlq" }
 
+// Delivery says how the pipeline's source reaches its topic: exactly
+// once through positions (Samsa's sources), exactly once through
+// transactions (a topic), or at least once (a raw Benthos input, whose
+// records carry no position).
+func (p *Pipeline) Delivery() string {
+	switch {
+	case p.Source.Topic != nil:
+		return DeliveryTransactions
+	case p.Source.Benthos != nil:
+		return DeliveryAtLeastOnce
+	}
+	return DeliveryPositions
+}
+
+// Delivery values.
+const (
+	DeliveryPositions    = "exactly-once (positions)"
+	DeliveryTransactions = "exactly-once (transactions)"
+	DeliveryAtLeastOnce  = "at-least-once"
+)
+
 // SourceID identifies the pipeline's source for positions and checkpoints.
 func (p *Pipeline) SourceID() string { return "pipeline." + p.Name + ".source" }
 

@@ -170,6 +170,9 @@ to write (lag).`,
 					fmt.Fprintf(tw, "started\t%s\n", st.Started.Format(time.RFC3339))
 				}
 				fmt.Fprintf(tw, "topic\t%s (dead letters: %s.dlq)\n", st.Topic, st.Topic)
+				if st.Delivery != "" {
+					fmt.Fprintf(tw, "delivery\t%s\n", st.Delivery)
+				}
 				fmt.Fprintf(tw, "records\t%d in, %d out, %d dead letters, %d errors\n", st.In, st.Out, st.Dead, st.Errors)
 				for _, s := range st.Streams {
 					line := s.State
