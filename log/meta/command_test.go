@@ -129,6 +129,11 @@ func randomCommand(r *rand.Rand, s *State) Command {
 	case 2:
 		return DeleteTopic{Name: pick("t", 6)}
 	case 3:
+		if ts := s.Topics(); len(ts) > 0 && r.IntN(2) == 0 { // mostly a growth the state can take
+			t := ts[r.IntN(len(ts))]
+			k := r.IntN(2) + 1
+			return CreatePartitions{Name: t.Name, Total: int32(len(t.Partitions) + k), Placements: place(k, int(t.ReplicationFactor))}
+		}
 		return CreatePartitions{Name: pick("t", 6), Total: int32(r.IntN(4) + 1), Placements: place(r.IntN(2)+1, r.IntN(2)+1)}
 	case 4:
 		return AlterConfigs{Name: pick("t", 6), Set: configValues[r.IntN(len(configValues))], Replace: r.IntN(2) == 0}

@@ -38,7 +38,11 @@ func randomTxn(r *rand.Rand, s *State) Command {
 		return AddTxnGroup{TxnID: id, ProducerID: pid, Epoch: epoch, Group: fmt.Sprintf("g%d", r.IntN(4)), NowMs: now}
 	case 4:
 		offsets := []OffsetCommit{{Topic: tps[0].Topic, Partition: tps[0].Partition, Offset: r.Int64N(1000)}}
-		return TxnCommitOffsets{TxnID: id, ProducerID: pid, Epoch: epoch, Group: fmt.Sprintf("g%d", r.IntN(4)), Offsets: offsets, NowMs: now}
+		group := fmt.Sprintf("g%d", r.IntN(4))
+		if t, ok := s.Txn(id); ok && len(t.Groups) > 0 && r.IntN(4) > 0 { // mostly a group in the transaction
+			group = t.Groups[r.IntN(len(t.Groups))]
+		}
+		return TxnCommitOffsets{TxnID: id, ProducerID: pid, Epoch: epoch, Group: group, Offsets: offsets, NowMs: now}
 	case 5:
 		return EndTxn{TxnID: id, ProducerID: pid, Epoch: epoch, Commit: r.IntN(3) > 0, NowMs: now}
 	case 6:
