@@ -287,8 +287,8 @@ func startNATS(b *testing.B, server string, syncAlways bool) string {
 
 // BenchmarkProduceTransactional is a franz-go producer writing 100-byte
 // records, idempotent and acks=all, beside the same producer committing
-// a transaction every 1,000 records (begin, produce, commit, which
-// flushes): the price of a transaction's round trips to the coordinator
+// a transaction every 1,000 records (begin, produce, flush, commit): the
+// price of a transaction's round trips to the coordinator
 // and of its markers.
 func BenchmarkProduceTransactional(b *testing.B) {
 	const size, perTxn = 100, 1000
@@ -315,6 +315,7 @@ func BenchmarkProduceTransactional(b *testing.B) {
 					}
 				})
 			}
+			require.NoError(b, cl.Flush(ctx)) // franz-go's EndTransaction does not flush
 			require.NoError(b, cl.EndTransaction(ctx, kgo.TryCommit))
 		}
 		txn(1) // warm up: producer id, coordinator, connections
