@@ -1,13 +1,14 @@
 package replog
 
 import (
+	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,11 +17,38 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func logger() *slog.Logger {
+// logger is a node's logger in tests: with SAMSA_TEST_LOG set, everything
+// to stderr; else Info and above kept in memory and printed if the test
+// fails, so that a failure that comes only at full speed explains itself.
+func logger(t testing.TB) *slog.Logger {
 	if os.Getenv("SAMSA_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
+	buf := &lockedBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("node log:\n%s", buf.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(buf, nil))
+}
+
+// lockedBuffer is a buffer several goroutines log into.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func freeAddr(t testing.TB) string {
@@ -46,7 +74,7 @@ type testNode struct {
 func newNode(t testing.TB, dir string, id uint64, peers map[uint64]string) *testNode {
 	return &testNode{cfg: Config{
 		NodeID: id, DataDir: dir, RaftAddr: peers[id], KafkaAddr: fmt.Sprintf("127.0.0.1:%d", 19000+id),
-		Peers: peers, Logger: logger(), MinFreeBytes: -1,
+		Peers: peers, Logger: logger(t), MinFreeBytes: -1,
 	}}
 }
 

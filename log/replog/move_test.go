@@ -228,8 +228,13 @@ func TestClusterMoveBySnapshotAndLeaderLoss(t *testing.T) {
 
 	// Move to 4, 2, 3: node 1 leaves. Close the leader once node 4's
 	// learner exists.
-	_, err := n1.Reassign(ctx, []meta.Reassignment{{Topic: "snap", Partition: 0, Replicas: []uint64{4, 2, 3}}})
-	require.NoError(t, err)
+	// Node 4 registered itself through its own meta replica: node 1 may
+	// apply that a moment later, and refuses the move until it has.
+	require.Eventually(t, func() bool {
+		errs, err := n1.Reassign(ctx, []meta.Reassignment{{Topic: "snap", Partition: 0, Replicas: []uint64{4, 2, 3}}})
+		require.NoError(t, err)
+		return errs[0] == nil
+	}, 10*time.Second, 20*time.Millisecond, "node 1 accepts the move to node 4")
 	shard := info2shard(t, n1, tp)
 	require.Eventually(t, func() bool { return n4.log.host.Shard(shard) != nil }, 30*time.Second, 10*time.Millisecond, "node 4 starts its learner")
 	old := c.leader(t, tp)
@@ -247,7 +252,7 @@ func TestClusterMoveBySnapshotAndLeaderLoss(t *testing.T) {
 	require.Greater(t, n4.log.host.Restores(), uint64(0), "node 4 caught up from a snapshot")
 
 	leader = c.leader(t, tp).log
-	_, err = leader.Append(ctx, tp, recordBatch(t, -1, 3000, "s", 10, 1), AppendOptions{Acks: AcksAll})
+	_, err := leader.Append(ctx, tp, recordBatch(t, -1, 3000, "s", 10, 1), AppendOptions{Acks: AcksAll})
 	require.NoError(t, err)
 	want := replicaBytes(t, leader, tp)
 	for _, id := range []int{4, 2, 3} {
