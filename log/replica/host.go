@@ -34,6 +34,7 @@ type Host struct {
 	proposals     atomic.Uint64 // partition entries proposed from this host
 	restores      atomic.Uint64 // partition replicas replaced by a snapshot
 	leaderWait    Notifier      // broadcast on every leader change
+	peers         peers         // what the transport knows of other hosts (peers.go)
 }
 
 // Start starts the NodeHost. Its directory is created if needed.
@@ -54,11 +55,12 @@ func Start(cfg Config) (*Host, error) {
 		done:      make(chan struct{}),
 	}
 	nhc := dbconfig.NodeHostConfig{
-		DeploymentID:      cfg.DeploymentID,
-		NodeHostDir:       cfg.Dir,
-		RTTMillisecond:    uint64(cfg.RTT / time.Millisecond),
-		RaftAddress:       cfg.RaftAddr,
-		RaftEventListener: (*leaderListener)(h),
+		DeploymentID:        cfg.DeploymentID,
+		NodeHostDir:         cfg.Dir,
+		RTTMillisecond:      uint64(cfg.RTT / time.Millisecond),
+		RaftAddress:         cfg.RaftAddr,
+		RaftEventListener:   (*leaderListener)(h),
+		SystemEventListener: (*sysListener)(h),
 		// Bound the memory a slow peer can make us hold.
 		MaxSendQueueSize:    256 << 20,
 		MaxReceiveQueueSize: 256 << 20,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -296,4 +297,37 @@ func TestClusterLeaderKnownEverywhere(t *testing.T) {
 			}, 30*time.Second, 20*time.Millisecond, "node %d names %s's leader, node %d", n.cfg.NodeID, tp, leader)
 		}
 	}
+}
+
+// TestClusterInSyncReplicas: the leader leaves a follower it cannot reach
+// out of the in-sync replicas, and takes it back when it returns.
+func TestClusterInSyncReplicas(t *testing.T) {
+	c := newCluster(t, 3)
+	ctx := ctxT(t, 120*time.Second)
+	tp := TopicPartition{"isr", 0}
+	require.NoError(t, c.nodes[0].log.CreateTopic(ctx, TopicSpec{Name: "isr", Partitions: 1, ReplicationFactor: 3}, false))
+	leader := c.leader(t, tp)
+	isr := func() []uint64 {
+		info, err := leader.log.PartitionInfo(tp)
+		require.NoError(t, err)
+		return info.ISR
+	}
+	require.Eventually(t, func() bool { return len(isr()) == 3 }, 10*time.Second, 20*time.Millisecond)
+
+	var follower *testNode
+	for _, n := range c.nodes {
+		if n != leader {
+			follower = n
+			break
+		}
+	}
+	follower.close(t)
+	require.Eventually(t, func() bool { return !slices.Contains(isr(), follower.cfg.NodeID) }, 10*time.Second, 20*time.Millisecond,
+		"node %d, closed, leaves the in-sync replicas", follower.cfg.NodeID)
+	require.Len(t, isr(), 2)
+	_, err := leader.log.Append(ctx, tp, recordBatch(t, -1, 0, "i", 5, 1), AppendOptions{Acks: AcksAll})
+	require.NoError(t, err, "a majority is still in sync")
+
+	follower.open(t)
+	require.Eventually(t, func() bool { return len(isr()) == 3 }, 20*time.Second, 20*time.Millisecond, "node %d comes back in sync", follower.cfg.NodeID)
 }

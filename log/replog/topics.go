@@ -226,11 +226,20 @@ func (l *Log) PartitionInfo(tp TopicPartition) (PartitionInfo, error) {
 		return PartitionInfo{}, err
 	}
 	info := PartitionInfo{Replicas: make([]uint64, len(p.replicas))}
+	leading := p.local != nil && p.local.IsLeader()
+	nodes := l.view.Load().nodes
 	for i, r := range p.replicas {
 		info.Replicas[i] = r.NodeID
 		// As in Kafka's reassignment, a replica being added joins the
-		// in-sync set once it has caught up.
-		if !r.Learner || r.CaughtUp {
+		// in-sync set once it has caught up. The leader also leaves out
+		// the followers its transport cannot reach and those it is
+		// sending a snapshot (too far behind for the log); other nodes
+		// cannot tell, and list every voter.
+		switch {
+		case r.Learner && !r.CaughtUp:
+		case leading && r.ReplicaID != p.local.ReplicaID() &&
+			(!l.host.Reachable(nodes[r.NodeID].RaftAddr) || l.host.SendingSnapshot(p.shardID, r.ReplicaID)):
+		default:
 			info.ISR = append(info.ISR, r.NodeID)
 		}
 	}
