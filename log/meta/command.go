@@ -183,6 +183,7 @@ var decoders = map[string]func(json.RawMessage) (Command, error){
 	EndTxn{}.op():               decodeArgs[EndTxn],
 	CompleteTxn{}.op():          decodeArgs[CompleteTxn],
 	AbortTxn{}.op():             decodeArgs[AbortTxn],
+	ReportLagging{}.op():        decodeArgs[ReportLagging],
 }
 
 // envelope is the encoding of a command: {"op":"create_topic","args":{...}}.
@@ -309,6 +310,8 @@ func (s *State) apply(cmd Command) Result {
 		return s.completeTxn(c)
 	case AbortTxn:
 		return s.abortTxn(c)
+	case ReportLagging:
+		return s.reportLagging(c)
 	case ReassignPartitions:
 		return s.reassignPartitions(c)
 	case AddReplica:

@@ -25,6 +25,7 @@ var everyOp = []Command{
 	RegisterSchema{Subject: "t-value", Schema: `{"type":"string"}`},
 	RequestLeaderBalance{},
 	ReportLeaders{NodeID: 1, Shards: []ShardTerm{{ShardID: 1000, Term: 3}}},
+	ReportLagging{NodeID: 1, Shards: []uint64{1001, 1000}},
 	RegisterNode{ID: 2, RaftAddr: "b:1", KafkaAddr: "b:2"},
 	ReassignPartitions{Moves: []Reassignment{{Topic: "t", Partition: 0, Replicas: []uint64{2}}}},
 	AddReplica{ShardID: 1000, NodeID: 2},
@@ -156,6 +157,9 @@ func randomCommand(r *rand.Rand, s *State) Command {
 	case 11:
 		return PutCheckpoint{Key: pick("k", 3), Value: []byte(pick("", 3))[:r.IntN(2)]}
 	case 15:
+		if r.IntN(2) == 0 {
+			return ReportLagging{NodeID: uint64(r.IntN(5) + 1), Shards: []uint64{uint64(1000 + r.IntN(4)), uint64(1000 + r.IntN(4))}[:r.IntN(3)]}
+		}
 		return RequestLeaderBalance{}
 	case 16:
 		// Mostly a partition that exists (from the state the command will

@@ -44,6 +44,7 @@
 //	end_txn                EndTxn               the txn refusals, ErrInvalidTxnState
 //	complete_txn           CompleteTxn          the txn refusals, ErrInvalidTxnState
 //	abort_txn              AbortTxn             the txn refusals, ErrInvalidTxnState
+//	report_lagging         ReportLagging        ErrUnknownNode, ErrInvalidRequest
 //
 // A refused command changes nothing. Version counts the applies that
 // changed something; a success that changes nothing (registering a node

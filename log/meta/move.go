@@ -287,6 +287,7 @@ func (s *State) removeNode(c RemoveNode) Result {
 		}
 	}
 	delete(s.nodes, c.ID)
+	delete(s.lagging, c.ID)
 	s.changed()
 	return Result{}
 }

@@ -33,6 +33,7 @@ type snapshot struct {
 	Schemas             []snapSchema     `json:",omitempty"` // by id
 	Subjects            []snapSubject    `json:",omitempty"` // by name
 	Txns                []Txn            `json:",omitempty"` // by transactional id
+	Lagging             []snapLagging    `json:",omitempty"` // by node
 }
 
 type snapTopic struct {
@@ -92,6 +93,7 @@ func (s *State) Save(w io.Writer) error {
 	for _, id := range sortedKeys(s.txns) {
 		snap.Txns = append(snap.Txns, s.txns[id].clone())
 	}
+	snap.Lagging = s.saveLagging()
 	b, err := json.Marshal(snap)
 	if err != nil {
 		return fmt.Errorf("meta: saving snapshot: %w", err)
@@ -154,7 +156,7 @@ func (snap *snapshot) restore() (*State, error) {
 	s.nextShardID, s.nextReplicaID = snap.NextShardID, snap.NextReplicaID
 	s.nextProducerID, s.nextPipelineVersion, s.schemas.nextID = snap.NextProducerID, snap.NextPipelineVersion, snap.NextSchemaID
 	s.leaderBalances = snap.LeaderBalances
-	for _, step := range []func(*State) error{snap.restoreNodes, snap.restoreTopics, snap.restoreGroups, snap.restoreStore, snap.restoreSchemas, snap.restoreTxns} {
+	for _, step := range []func(*State) error{snap.restoreNodes, snap.restoreTopics, snap.restoreGroups, snap.restoreStore, snap.restoreSchemas, snap.restoreTxns, snap.restoreLagging} {
 		if err := step(s); err != nil {
 			return nil, err
 		}

@@ -105,7 +105,8 @@ type State struct {
 	pipelines   map[string]Pipeline
 	checkpoints map[string][]byte
 	schemas     schemaStore
-	txns        map[string]*Txn // transactional id → its producer and transaction
+	txns        map[string]*Txn     // transactional id → its producer and transaction
+	lagging     map[uint64][]uint64 // node → partition shards it reported behind (lag.go)
 
 	nextShardID         uint64
 	nextReplicaID       uint64
@@ -125,6 +126,7 @@ func NewState() *State {
 		checkpoints:         map[string][]byte{},
 		schemas:             newSchemaStore(),
 		txns:                map[string]*Txn{},
+		lagging:             map[uint64][]uint64{},
 		nextShardID:         FirstPartitionShardID,
 		nextReplicaID:       FirstMovedReplicaID,
 		nextProducerID:      FirstProducerID,

@@ -331,3 +331,43 @@ func TestClusterInSyncReplicas(t *testing.T) {
 	follower.open(t)
 	require.Eventually(t, func() bool { return len(isr()) == 3 }, 20*time.Second, 20*time.Millisecond, "node %d comes back in sync", follower.cfg.NodeID)
 }
+
+// TestClusterLaggingReplicas: every node leaves a replica reported
+// behind its leader out of the in-sync replicas, and a node's own checks
+// correct its report: caught-up followers, under appends, are not
+// reported.
+func TestClusterLaggingReplicas(t *testing.T) {
+	c := newCluster(t, 3)
+	ctx := ctxT(t, 120*time.Second)
+	tp := TopicPartition{"lag", 0}
+	require.NoError(t, c.nodes[0].log.CreateTopic(ctx, TopicSpec{Name: "lag", Partitions: 1, ReplicationFactor: 3}, false))
+	leader := c.leader(t, tp)
+	for i := range 50 {
+		_, err := leader.log.Append(ctx, tp, recordBatch(t, -1, int32(i), "l", 10, 1), AppendOptions{Acks: AcksAll})
+		require.NoError(t, err)
+	}
+	time.Sleep(2*lagCheckInterval + lagCheckWait)
+	var lagging map[uint64][]uint64
+	leader.log.meta.Read(func(s *meta.State) { lagging = s.Lagging() })
+	require.Empty(t, lagging, "caught-up followers are not reported")
+
+	var follower *testNode
+	for _, n := range c.nodes {
+		if n != leader {
+			follower = n
+			break
+		}
+	}
+	shard := info2shard(t, leader.log, tp)
+	require.NoError(t, leader.log.proposeMeta(ctx, meta.ReportLagging{NodeID: follower.cfg.NodeID, Shards: []uint64{shard}}))
+	for _, n := range c.nodes {
+		require.Eventually(t, func() bool {
+			info, err := n.log.PartitionInfo(tp)
+			return err == nil && !slices.Contains(info.ISR, follower.cfg.NodeID) && len(info.ISR) == 2
+		}, 10*time.Second, 10*time.Millisecond, "node %d leaves the lagging replica out", n.cfg.NodeID)
+	}
+	require.Eventually(t, func() bool {
+		info, err := leader.log.PartitionInfo(tp)
+		return err == nil && len(info.ISR) == 3
+	}, 3*lagCheckInterval+lagCheckWait, 20*time.Millisecond, "node %d finds its replica caught up and says so", follower.cfg.NodeID)
+}

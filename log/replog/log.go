@@ -51,6 +51,9 @@ type view struct {
 	version uint64
 	topics  map[string]*topicView
 	nodes   map[uint64]meta.Node
+	// lagging holds, by shard, the nodes whose replica reported being
+	// behind its leader (lag.go).
+	lagging map[uint64]map[uint64]bool
 }
 
 type topicView struct {
@@ -105,7 +108,8 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if err := l.reconcile(); err != nil {
 		l.logger.Warn("starting partition replicas", "err", err)
 	}
-	l.wg.Add(5)
+	l.wg.Add(6)
+	go l.lagLoop()
 	go l.watch()
 	go l.retain()
 	go l.balanceLoop()
@@ -173,12 +177,22 @@ func (l *Log) reconcile() error {
 	var topics []meta.Topic
 	var nodes []meta.Node
 	var version uint64
-	l.meta.Read(func(s *meta.State) { topics, nodes, version = s.Topics(), s.Nodes(), s.Version() })
+	var lagging map[uint64][]uint64
+	l.meta.Read(func(s *meta.State) { topics, nodes, version, lagging = s.Topics(), s.Nodes(), s.Version(), s.Lagging() })
 
 	old := l.view.Load()
 	v := &view{version: version, topics: make(map[string]*topicView, len(topics)), nodes: make(map[uint64]meta.Node, len(nodes))}
 	for _, n := range nodes {
 		v.nodes[n.ID] = n
+	}
+	v.lagging = map[uint64]map[uint64]bool{}
+	for node, shards := range lagging {
+		for _, shard := range shards {
+			if v.lagging[shard] == nil {
+				v.lagging[shard] = map[uint64]bool{}
+			}
+			v.lagging[shard][node] = true
+		}
 	}
 	var errs []error
 	keep := map[uint64]bool{}

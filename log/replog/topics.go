@@ -227,16 +227,18 @@ func (l *Log) PartitionInfo(tp TopicPartition) (PartitionInfo, error) {
 	}
 	info := PartitionInfo{Replicas: make([]uint64, len(p.replicas))}
 	leading := p.local != nil && p.local.IsLeader()
-	nodes := l.view.Load().nodes
+	v := l.view.Load()
+	nodes := v.nodes
 	for i, r := range p.replicas {
 		info.Replicas[i] = r.NodeID
 		// As in Kafka's reassignment, a replica being added joins the
-		// in-sync set once it has caught up. The leader also leaves out
-		// the followers its transport cannot reach and those it is
-		// sending a snapshot (too far behind for the log); other nodes
-		// cannot tell, and list every voter.
+		// in-sync set once it has caught up. Replicas that reported
+		// being behind their leader are left out (lag.go); the leader
+		// also leaves out the followers its transport cannot reach and
+		// those it is sending a snapshot (too far behind for the log).
 		switch {
 		case r.Learner && !r.CaughtUp:
+		case v.lagging[p.shardID][r.NodeID]:
 		case leading && r.ReplicaID != p.local.ReplicaID() &&
 			(!l.host.Reachable(nodes[r.NodeID].RaftAddr) || l.host.SendingSnapshot(p.shardID, r.ReplicaID)):
 		default:
