@@ -327,6 +327,8 @@ func TestClusterInSyncReplicas(t *testing.T) {
 	require.Len(t, isr(), 2)
 	_, err := leader.log.Append(ctx, tp, recordBatch(t, -1, 0, "i", 5, 1), AppendOptions{Acks: AcksAll})
 	require.NoError(t, err, "a majority is still in sync")
+	err = leader.log.CreateTopic(ctx, TopicSpec{Name: "rf3", Partitions: 1, ReplicationFactor: 3}, false)
+	require.ErrorIs(t, err, ErrInvalidReplication, "two live nodes cannot hold three replicas")
 
 	follower.open(t)
 	require.Eventually(t, func() bool { return len(isr()) == 3 }, 20*time.Second, 20*time.Millisecond, "node %d comes back in sync", follower.cfg.NodeID)

@@ -56,21 +56,26 @@ func (l *Log) CreateTopic(ctx context.Context, spec TopicSpec, validateOnly bool
 }
 
 // place chooses replicas for partitions [first, first+n): rf distinct
-// registered nodes each, the first one (the preferred leader) rotating so
-// that leaders spread over the nodes. It reads the nodes after a barrier,
-// so a node that registered anywhere a moment ago counts.
+// live nodes each — registered, and not known to be unreachable by this
+// node's Raft transport — the first one (the preferred leader) rotating
+// so that leaders spread over the nodes. It reads the nodes after a
+// barrier, so a node that registered anywhere a moment ago counts.
 func (l *Log) place(ctx context.Context, first, n, rf int) ([][]uint64, error) {
 	if err := l.meta.Barrier(ctx); err != nil {
 		return nil, mapReplicaError(err)
 	}
 	var nodes []uint64
+	registered := 0
 	l.meta.Read(func(s *meta.State) {
 		for _, nd := range s.Nodes() {
-			nodes = append(nodes, nd.ID)
+			registered++
+			if nd.ID == l.cfg.NodeID || l.host.Reachable(nd.RaftAddr) {
+				nodes = append(nodes, nd.ID)
+			}
 		}
 	})
 	if rf < 1 || rf > len(nodes) {
-		return nil, fmt.Errorf("%w: %d, with %d nodes in the cluster", ErrInvalidReplication, rf, len(nodes))
+		return nil, fmt.Errorf("%w: %d, with %d of the cluster's %d nodes live", ErrInvalidReplication, rf, len(nodes), registered)
 	}
 	out := make([][]uint64, n)
 	for i := range out {
