@@ -327,3 +327,123 @@ func (c *collector) snapshot() []*service.Message {
 	defer c.mu.Unlock()
 	return append([]*service.Message(nil), c.msgs...)
 }
+
+// tcpProxy forwards TCP connections to a server, and can cut them all and
+// refuse new ones for a while (the server "goes away"), or mute them: what
+// clients send is dropped, as if lost on the way or by a process that died.
+type tcpProxy struct {
+	ln      net.Listener
+	target  string
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	servers map[net.Conn]bool // the server sides of conns
+	muted   map[net.Conn]bool // server sides whose clients are muted
+	refuse  bool
+	wg      sync.WaitGroup
+}
+
+// newTCPProxy starts a proxy to target on addr ("127.0.0.1:0": any port),
+// closed at the end of the test.
+func newTCPProxy(t testing.TB, addr, target string) *tcpProxy {
+	t.Helper()
+	var ln net.Listener
+	checkFor(t, 5*time.Second, 50*time.Millisecond, func() (err error) {
+		ln, err = net.Listen("tcp", addr) // a port just freed may not be free yet
+		return err
+	})
+	p := &tcpProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}, servers: map[net.Conn]bool{}, muted: map[net.Conn]bool{}}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *tcpProxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		refuse := p.refuse
+		p.mu.Unlock()
+		if refuse {
+			c.Close()
+			continue
+		}
+		s, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns[c], p.conns[s], p.servers[s] = struct{}{}, struct{}{}, true
+		p.mu.Unlock()
+		for _, pair := range [][2]net.Conn{{c, s}, {s, c}} {
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				_, _ = io.Copy(proxyWriter{p, pair[0]}, pair[1])
+				pair[0].Close()
+				pair[1].Close()
+				p.mu.Lock()
+				delete(p.conns, pair[0])
+				delete(p.conns, pair[1])
+				delete(p.servers, pair[0])
+				delete(p.muted, pair[0])
+				p.mu.Unlock()
+			}()
+		}
+	}
+}
+
+// proxyWriter writes to a side of a proxied connection unless it is muted.
+type proxyWriter struct {
+	p    *tcpProxy
+	conn net.Conn
+}
+
+func (w proxyWriter) Write(b []byte) (int, error) {
+	w.p.mu.Lock()
+	muted := w.p.muted[w.conn]
+	w.p.mu.Unlock()
+	if muted {
+		return len(b), nil
+	}
+	return w.conn.Write(b)
+}
+
+// cut closes every connection and refuses new ones for d.
+func (p *tcpProxy) cut(d time.Duration) {
+	p.mu.Lock()
+	p.refuse = true
+	for c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	time.Sleep(d)
+	p.mu.Lock()
+	p.refuse = false
+	p.mu.Unlock()
+}
+
+// mute drops from now on what the clients of the connections open now
+// send; the server's side still reaches them.
+func (p *tcpProxy) mute() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for s := range p.servers {
+		p.muted[s] = true
+	}
+}
+
+func (p *tcpProxy) close() {
+	p.ln.Close()
+	p.mu.Lock()
+	for c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}

@@ -124,7 +124,7 @@ type fileInput struct {
 	batchSize int
 	ckEvery   time.Duration
 	inFlight  int // max_in_flight
-	gens      generations
+	fl        inflight[filePos]
 
 	readMu   sync.Mutex // held by ReadBatch; Close takes it to close the file
 	cur      *fileReader
@@ -132,8 +132,7 @@ type fileInput struct {
 	globbed  time.Time // the last discovery
 	slabHint int       // the last batch's content size
 
-	wake   chan struct{} // file system events
-	acked  chan struct{} // a batch was acknowledged
+	wake   chan struct{} // file system events, a batch killed
 	done   chan struct{} // closed by Close
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -145,10 +144,7 @@ type fileInput struct {
 		connected bool
 		files     []fileID // sorted by ordinal
 		next      uint64   // the ordinal the next new file gets
-		acks      ackTracker
 		watcher   *watcher
-		rewind    error         // why the input must read again from acks.acked
-		wait      time.Duration // before the next rewind
 	}
 
 	ckMu   sync.Mutex // one checkpoint write at a time, in order
@@ -156,7 +152,7 @@ type fileInput struct {
 }
 
 func newFileInput(conf *service.ParsedConfig, deps Deps) (*fileInput, error) {
-	in := &fileInput{log: deps.Log, wake: make(chan struct{}, 1), acked: make(chan struct{}, 1), done: make(chan struct{})}
+	in := &fileInput{log: deps.Log, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	var err error
 	if in.patterns, err = conf.FieldStringList(fileFieldPaths); err != nil {
 		return nil, err
@@ -198,7 +194,7 @@ func newFileInput(conf *service.ParsedConfig, deps Deps) (*fileInput, error) {
 	case in.inFlight < 1:
 		return nil, fmt.Errorf("%s: must be at least 1", fileFieldMaxInFlight)
 	}
-	in.gens.onKill = in.killed
+	in.fl.init(&in.mu.Mutex, in.wake, in.done)
 	in.srcMeta = in.sourceID
 	in.ckKey = "source/" + in.sourceID
 	in.logger = deps.Logger.With("input", FileInputName, "source", in.sourceID)
@@ -233,7 +229,8 @@ func (in *fileInput) Connect(ctx context.Context) error {
 	}
 	files := in.refind(ck, found)
 	in.mu.Lock()
-	in.mu.files, in.mu.next, in.mu.acks = files, ck.Next, ackTracker{acked: ck.Acked}
+	in.mu.files, in.mu.next = files, ck.Next
+	in.fl.setAckedLocked(ck.Acked)
 	in.mu.Unlock()
 	in.addNew(found)
 	in.globbed = time.Now()
@@ -403,7 +400,7 @@ func (in *fileInput) hasNext() bool {
 func (in *fileInput) ReadBatch(ctx context.Context) (service.MessageBatch, service.AckFunc, error) {
 	in.readMu.Lock()
 	defer in.readMu.Unlock()
-	if err := in.waitRoom(ctx, in.inFlight-1); err != nil {
+	if err := in.fl.waitRoom(ctx, in.inFlight-1); err != nil {
 		return nil, nil, err
 	}
 	for {
@@ -416,7 +413,7 @@ func (in *fileInput) ReadBatch(ctx context.Context) (service.MessageBatch, servi
 				return nil, nil, err
 			}
 			if len(msgs) > 0 || consumed {
-				ack, tk, ok := in.issue(end, len(msgs) == 0)
+				ack, tk, ok := in.fl.issue(end, len(msgs) == 0, nil)
 				if !ok {
 					continue // a batch failed meanwhile: these are read again
 				}
@@ -563,115 +560,26 @@ func (in *fileInput) checkTruncated(ctx context.Context) (bool, error) {
 	return true, in.openFrom(filePos{Ordinal: r.ordinal + 1})
 }
 
-// issue records a batch ending at end, done at once if it has no
-// messages, and returns its acknowledgement function and ticket. It
-// refuses (ok false) while a failed batch waits to be read again: what was
-// read after it must not go out.
-func (in *fileInput) issue(end filePos, done bool) (ack service.AckFunc, tk *ticket, ok bool) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.failedLocked() {
-		return nil, nil, false
-	}
-	seq := in.mu.acks.issue(end, done)
-	if done {
-		return nil, nil, true
-	}
-	tk = in.gens.issueLocked()
-	return func(_ context.Context, err error) error {
-		if err != nil {
-			tk.Fail(err)
-			return nil
-		}
-		in.mu.Lock()
-		if tk.Live() {
-			in.mu.acks.ack(seq)
-			in.mu.wait = 0
-		}
-		in.mu.Unlock()
-		signal(in.acked)
-		return nil
-	}, tk, true
-}
-
-// failedLocked reports whether a batch of the generation being read
-// failed (killed may not have run yet). Under in.mu.
-func (in *fileInput) failedLocked() bool {
-	return in.mu.rewind != nil || in.gens.failedLocked()
-}
-
-// killed is the generations' onKill: the batches in flight are forgotten
-// (their tickets are dead, so they are not written) and the reader is
-// woken to read again from the acknowledged position. A kill that arrives
-// after the reader already moved to a newer generation is old news.
-func (in *fileInput) killed(gen uint64, err error) {
-	in.mu.Lock()
-	if in.gens.killedLocked(gen) {
-		in.mu.rewind = err
-		in.mu.acks.forgetPending()
-	}
-	in.mu.Unlock()
-	signal(in.acked)
-	signal(in.wake)
-}
-
 // rewindIfFailed reads again from the acknowledged position if a batch
 // failed, after a wait that grows while failures go on.
 func (in *fileInput) rewindIfFailed(ctx context.Context) error {
-	in.mu.Lock()
-	if !in.failedLocked() {
-		in.mu.Unlock()
-		return nil
-	}
-	why := in.mu.rewind
-	if why == nil {
-		why = errors.New("a batch failed")
-	}
-	// Move to the current generation now: what is read from here on is
-	// live, and a late killed of the old one is ignored.
-	in.gens.rewoundLocked()
-	in.mu.rewind = nil
-	in.mu.acks.forgetPending()
-	pos, wait := in.mu.acks.acked, max(in.mu.wait, minRewindWait)
-	in.mu.wait = min(2*wait, maxRewindWait)
-	in.mu.Unlock()
-	in.logger.Warn("a batch failed; reading again from the acknowledged position", "position", pos.String(), "after", wait, "err", why)
-	if err := pause(ctx, wait, nil, in.done); err != nil {
+	pos, rewound, err := in.fl.rewindIfFailed(ctx, in.logger, "a batch failed; reading again from the acknowledged position")
+	if err != nil || !rewound {
 		return err
 	}
 	return in.openFrom(pos)
-}
-
-// waitRoom waits until at most n batches are unacknowledged, or a batch
-// failed.
-func (in *fileInput) waitRoom(ctx context.Context, n int) error {
-	for {
-		in.mu.Lock()
-		ok := in.mu.acks.unacked <= n || in.failedLocked()
-		in.mu.Unlock()
-		if ok {
-			return nil
-		}
-		select {
-		case <-in.acked:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-in.done:
-			return context.Canceled
-		}
-	}
 }
 
 // ended waits until everything read is acknowledged and then returns
 // service.ErrEndOfInput; it returns nil if a batch failed instead, to be
 // read again.
 func (in *fileInput) ended(ctx context.Context) error {
-	if err := in.waitRoom(ctx, 0); err != nil {
+	if err := in.fl.waitRoom(ctx, 0); err != nil {
 		return err
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if in.failedLocked() {
+	if in.fl.failedLocked() {
 		return nil
 	}
 	return service.ErrEndOfInput
@@ -683,7 +591,7 @@ func (in *fileInput) storeCheckpoint(ctx context.Context) error {
 	in.ckMu.Lock()
 	defer in.ckMu.Unlock()
 	in.mu.Lock()
-	c := fileCheckpoint{Acked: in.mu.acks.acked, Next: in.mu.next, Files: slices.Clone(in.mu.files)}
+	c := fileCheckpoint{Acked: in.fl.ackedLocked(), Next: in.mu.next, Files: slices.Clone(in.mu.files)}
 	in.mu.Unlock()
 	b, err := c.encode()
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/eclipse/paho.golang/paho/session/state"
 	"github.com/redpanda-data/benthos/v4/public/service"
 	"github.com/samsa-io/samsa/log/replog"
 )
@@ -112,14 +113,22 @@ go at once (every message that arrived before it is stored too), and the PUBACK 
 store within milliseconds. After a restart the input waits (up to 5s) for the broker to send the
 checkpoint's messages again, emits them first with their old positions, and the topic drops
 those it already holds; while it runs, a message sent again after a reconnect is matched to the
-one it holds. So a record is stored twice only when:
+one it holds.
 
-- the device published the message twice (MQTT's QoS 1 from device to broker is at least once), or
-- Samsa's process or node stopped between the store that took the message out of the checkpoint
-  (or a store whose outcome it could not learn) and the broker's receipt of the PUBACK, or the
-  connection dropped in that window;
-
-and, in both cases, the message has no `+"`dedupe_id`"+`: a message whose id was seen among the last
+A message acknowledged whose PUBACK the broker may not have received (the node died, the
+connection dropped) stays in the checkpoint too, by packet identifier and the hash of topic and
+payload, until the broker shows it read the PUBACK: the input sends a request (an UNSUBSCRIBE of
+a filter it never subscribed to) after the PUBACKs and the broker answers it after reading them,
+in order; the messages of a connection that went are dropped once the next connection delivers a
+new message. The broker sends such a message again with the same packet identifier and the DUP
+flag (MQTT §4.4); one that matches is dropped and acknowledged. An identifier the broker gives a
+new message (without DUP) drops the entries under it. (A broker that hands an identifier out
+again at once, which Mosquitto does not, could deliver a new message with the topic, payload and
+identifier of one just acknowledged; if the node died before the broker's answer, its redelivery
+would be taken for the old one and dropped. Messages that repeat exactly want a `+"`dedupe_id`"+`.)
+So a record is stored twice only when the
+device published the message twice (MQTT's QoS 1 from device to broker is at least once), and
+then the message has no `+"`dedupe_id`"+`: a message whose id was seen among the last
 `+"`dedupe_window`"+` messages of its device, the messages held, or (across restarts) the messages
 acknowledged last (as many as the broker may have in flight) is dropped and acknowledged. Ids
 are compared as 64-bit hashes of device and id; they must be unique per device.
@@ -238,10 +247,9 @@ type mqttInput struct {
 	period    time.Duration
 	inFlight  int
 	recvMax   uint16
-	gens      generations
+	fl        inflight[struct{}] // no position: entries are marked committed one by one
 
 	arrived   chan struct{} // a message arrived, a connection went, or a batch failed
-	acked     chan struct{} // a batch was acknowledged or failed
 	storeWake chan struct{} // something to store
 	done      chan struct{} // closed by Close
 	ctx       context.Context
@@ -265,17 +273,18 @@ type mqttInput struct {
 		expect     map[uint64]uint64 // key → position of the messages in flight before the restart
 		windows    map[string]*mqttWindow
 		recent     mqttRing
-		unacked    int
-		rewind     error
-		wait       time.Duration
-		seq        uint64        // bumped by every change the checkpoint must see
-		storedSeq  uint64        // the seq the last stored checkpoint saw
-		storedNext uint64        // next in the last stored checkpoint: positions below it are stored
-		storeErr   error         // why the last store failed
-		stored     chan struct{} // closed (and replaced) after each store
-		dropped    uint64        // QoS 0 messages dropped
-		superseded bool          // another instance holds the session (see supersede)
-		rseq       uint64        // the last mqttEntry.rseq given
+		pubAcks    mqttPubAcks       // messages acknowledged without a dedupe id, not known to be received
+		written    map[uint16]uint64 // packet id → writes, for PUBACKs written on the current connection
+		writes     uint64            // PUBACKs written on the current connection
+		freshGen   uint64            // the last connection that delivered a new (not DUP) message
+		seq        uint64            // bumped by every change the checkpoint must see
+		storedSeq  uint64            // the seq the last stored checkpoint saw
+		storedNext uint64            // next in the last stored checkpoint: positions below it are stored
+		storeErr   error             // why the last store failed
+		stored     chan struct{}     // closed (and replaced) after each store
+		dropped    uint64            // QoS 0 messages dropped
+		superseded bool              // another instance holds the session (see supersede)
+		rseq       uint64            // the last mqttEntry.rseq given
 	}
 
 	ckMu       sync.Mutex // one store at a time
@@ -284,7 +293,7 @@ type mqttInput struct {
 
 func newMQTTInput(conf *service.ParsedConfig, deps Deps) (*mqttInput, error) {
 	in := &mqttInput{
-		log: deps.Log, arrived: make(chan struct{}, 1), acked: make(chan struct{}, 1),
+		log: deps.Log, arrived: make(chan struct{}, 1),
 		storeWake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	var err error
@@ -369,7 +378,7 @@ func newMQTTInput(conf *service.ParsedConfig, deps Deps) (*mqttInput, error) {
 		return nil, fmt.Errorf("%s: must be at least 1", mqttFieldMaxInFlight)
 	}
 	in.recvMax = uint16(min(in.batchSize*in.inFlight, mqttMaxReceive))
-	in.gens.onKill = in.killed
+	in.fl.init(&in.mu.Mutex, in.arrived, in.done)
 	in.srcMeta = in.sourceID
 	in.ckKey = "source/" + in.sourceID
 	in.logger = deps.Logger.With("input", MQTTInputName, "source", in.sourceID)
@@ -377,6 +386,7 @@ func newMQTTInput(conf *service.ParsedConfig, deps Deps) (*mqttInput, error) {
 	in.mu.index = map[uint64]*mqttEntry{}
 	in.mu.windows = map[string]*mqttWindow{}
 	in.mu.recent = newMQTTRing(int(in.recvMax))
+	in.mu.pubAcks = newMQTTPubAcks(math.MaxUint16)
 	in.mu.next = 1
 	in.mu.stored = make(chan struct{})
 	return in, nil
@@ -403,12 +413,14 @@ func (in *mqttInput) Connect(ctx context.Context) error {
 	in.mu.Lock()
 	in.mu.gen++
 	gen := in.mu.gen
+	in.mu.written, in.mu.writes = map[uint16]uint64{}, 0
 	in.mu.Unlock()
 	// Messages wait for ready: until the CONNACK is seen, nobody knows
 	// whether they belong to the session the input held before.
 	ready := make(chan struct{})
 	c := paho.NewClient(paho.ClientConfig{
 		Conn:                       conn,
+		Session:                    mqttAckSession{state.NewInMemory(), func(pid uint16) { in.written(gen, pid) }},
 		EnableManualAcknowledgment: true,
 		SendAcksInterval:           mqttAckInterval,
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
@@ -508,10 +520,14 @@ func (in *mqttInput) load() error {
 	for _, h := range ck.recent {
 		in.mu.recent.push(h)
 	}
+	for _, a := range ck.pubAcks {
+		in.mu.pubAcks.push(a)
+	}
 	in.mu.loaded = true
 	in.logger.Debug("mqtt checkpoint loaded", "found", ok, "next", ck.next, "in_flight", len(ck.inflight), "recent", len(ck.recent))
-	in.wg.Add(1)
+	in.wg.Add(2)
 	go in.storeLoop()
+	go in.confirmLoop()
 	return nil
 }
 
@@ -523,6 +539,7 @@ func (in *mqttInput) sessionGoneLocked() {
 		in.logger.Warn("the broker kept no session: messages in flight before the restart that were not stored are lost", "messages", n)
 		in.mu.expect = nil
 	}
+	in.mu.pubAcks.reset()
 	for _, e := range in.mu.ents {
 		if e.removed || e.noAck {
 			continue
@@ -585,6 +602,16 @@ func (in *mqttInput) receive(gen uint64, c *paho.Client, p *paho.Publish) {
 		}
 		return
 	}
+	if p.QoS > 0 {
+		delete(in.mu.written, p.PacketID) // the identifier is another message's now
+	}
+	if p.QoS > 0 && !p.Duplicate() && in.mu.freshGen != gen {
+		in.mu.freshGen = gen
+		if in.mu.pubAcks.dropBefore(gen) {
+			in.mu.seq++
+			signal(in.storeWake)
+		}
+	}
 	if key != 0 {
 		if e := in.mu.index[key]; e != nil {
 			switch {
@@ -609,6 +636,18 @@ func (in *mqttInput) receive(gen uint64, c *paho.Client, p *paho.Publish) {
 			in.appendLocked(&mqttEntry{msg: msg, dev: dev, key: key, hasID: hasID, pos: pos, gen: gen, pub: p, noAck: p.QoS == 0})
 			signal(in.arrived)
 			return
+		}
+		if !hasID {
+			if p.Duplicate() && in.mu.pubAcks.has(key) {
+				// Stored and acknowledged before: the broker did not get
+				// the PUBACK (see mqttPubAcks).
+				in.ackDuplicate(c, p)
+				return
+			}
+			if !p.Duplicate() && in.mu.pubAcks.reused(p.PacketID) {
+				in.mu.seq++
+				signal(in.storeWake)
+			}
 		}
 	}
 	if hasID && in.seenLocked(dev, key) {
@@ -713,11 +752,11 @@ func (in *mqttInput) ReadBatch(ctx context.Context) (service.MessageBatch, servi
 		if err := in.rewindIfFailed(ctx); err != nil {
 			return nil, nil, err
 		}
-		if err := in.waitRoom(ctx); err != nil {
+		if err := in.fl.waitRoom(ctx, in.inFlight-1); err != nil {
 			return nil, nil, err
 		}
 		in.mu.Lock()
-		if in.mu.rewind != nil || in.gens.failedLocked() {
+		if in.fl.failedLocked() {
 			in.mu.Unlock()
 			continue
 		}
@@ -835,13 +874,17 @@ func (in *mqttInput) takeLocked() (batch []*mqttEntry, top uint64) {
 // function; ok is false if a batch failed since it was taken.
 func (in *mqttInput) issue(batch []*mqttEntry) (service.MessageBatch, service.AckFunc, bool) {
 	in.mu.Lock()
-	if in.mu.rewind != nil || in.gens.failedLocked() {
+	ack, tk, ok := in.fl.issueLocked(struct{}{}, false, func() {
+		for _, e := range batch {
+			e.committed = true
+		}
+		in.mu.seq++
+	})
+	if !ok {
 		in.mu.Unlock()
 		return nil, nil, false
 	}
 	in.mu.emit = batch[len(batch)-1].seq + 1
-	in.mu.unacked++
-	tk := in.gens.issueLocked()
 	in.mu.Unlock()
 	msgs := make(service.MessageBatch, len(batch))
 	slab := make([]byte, mqttPositionLen*len(batch))
@@ -853,23 +896,11 @@ func (in *mqttInput) issue(batch []*mqttEntry) (service.MessageBatch, service.Ac
 		m.MetaSetMut(MetaTicket, tk)
 		msgs[i] = m
 	}
-	return msgs, func(_ context.Context, err error) error {
-		if err != nil {
-			tk.Fail(err)
-			return nil
+	return msgs, func(ctx context.Context, err error) error {
+		_ = ack(ctx, err)
+		if err == nil {
+			signal(in.storeWake)
 		}
-		in.mu.Lock()
-		if tk.Live() {
-			for _, e := range batch {
-				e.committed = true
-			}
-			in.mu.unacked--
-			in.mu.wait = 0
-			in.mu.seq++
-		}
-		in.mu.Unlock()
-		signal(in.storeWake)
-		signal(in.acked)
 		return nil
 	}, true
 }
@@ -904,44 +935,20 @@ func (in *mqttInput) endHoldLocked() {
 	}
 }
 
-// killed is the generations' onKill: the batches in flight are forgotten
-// (their tickets are dead, so they are not written) and the reader is
-// woken to emit again from the first entry not committed.
-func (in *mqttInput) killed(gen uint64, err error) {
-	in.mu.Lock()
-	if in.gens.killedLocked(gen) {
-		in.mu.rewind = err
-		in.mu.unacked = 0
-	}
-	in.mu.Unlock()
-	signal(in.acked)
-	signal(in.arrived)
-}
-
 // rewindIfFailed emits again from the first entry not committed if a batch
 // failed, after a wait that grows while failures go on.
 func (in *mqttInput) rewindIfFailed(ctx context.Context) error {
-	in.mu.Lock()
-	why, wait := in.mu.rewind, in.mu.wait
-	if why == nil && in.gens.failedLocked() {
-		why = errors.New("a batch failed") // killed has not run yet
-	}
-	if why != nil {
-		in.mu.wait = min(max(2*wait, minRewindWait), maxRewindWait)
-	}
-	in.mu.Unlock()
+	why, wait := in.fl.failure()
 	if why == nil {
 		return nil
 	}
-	in.logger.Warn("a batch failed; sending its messages again", "after", max(wait, minRewindWait), "err", why)
-	if err := in.waitSignal(ctx, nil, time.After(max(wait, minRewindWait))); err != nil {
+	in.logger.Warn("a batch failed; sending its messages again", "after", wait, "err", why)
+	if err := pause(ctx, wait, nil, in.done); err != nil {
 		return err
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	in.mu.rewind = nil
-	in.gens.rewoundLocked()
-	in.mu.unacked = 0
+	in.fl.rewoundLocked()
 	in.mu.emit = in.mu.base
 	for _, e := range in.mu.ents {
 		if !e.committed {
@@ -950,22 +957,6 @@ func (in *mqttInput) rewindIfFailed(ctx context.Context) error {
 		in.mu.emit = e.seq + 1
 	}
 	return nil
-}
-
-// waitRoom waits until fewer than max_in_flight batches are
-// unacknowledged, or a batch failed.
-func (in *mqttInput) waitRoom(ctx context.Context) error {
-	for {
-		in.mu.Lock()
-		ok := in.mu.unacked < in.inFlight || in.mu.rewind != nil || in.gens.failedLocked()
-		in.mu.Unlock()
-		if ok {
-			return nil
-		}
-		if err := in.waitSignal(ctx, in.acked, nil); err != nil {
-			return err
-		}
-	}
 }
 
 // waitStored waits until a stored checkpoint holds position top.
@@ -1121,9 +1112,14 @@ func (in *mqttInput) snapshotLocked() (ck mqttCheckpoint, acks []*mqttEntry) {
 		case e.removed:
 		case e.ready:
 			acks = append(acks, e)
-			if e.hasID && !e.ringed {
+			switch {
+			case e.ringed:
+			case e.hasID:
 				e.ringed = true
 				in.mu.recent.push(e.key)
+			case !e.noAck && e.key != 0 && e.pub != nil:
+				e.ringed = true
+				in.mu.pubAcks.push(mqttPubAck{pid: e.pub.PacketID, key: e.key, gen: e.gen})
 			}
 		case e.pos != 0 && e.key != 0 && !e.noAck:
 			ck.inflight = append(ck.inflight, mqttInflight{key: e.key, pos: e.pos})
@@ -1135,6 +1131,7 @@ func (in *mqttInput) snapshotLocked() (ck mqttCheckpoint, acks []*mqttEntry) {
 		}
 	}
 	ck.recent = in.mu.recent.appendTo(nil)
+	ck.pubAcks = in.mu.pubAcks.appendTo(nil)
 	return ck, acks
 }
 
@@ -1312,14 +1309,15 @@ func (r *mqttRing) appendTo(dst []uint64) []uint64 {
 	return append(dst, r.buf[:r.head]...)
 }
 
-// mqttCheckpointVersion is the version of mqttCheckpoint's encoding.
-const mqttCheckpointVersion = 1
+// mqttCheckpointVersion is the version of mqttCheckpoint's encoding;
+// version 1 (without pubacks) is read too.
+const mqttCheckpointVersion = 2
 
 // mqttCheckpoint is what the MQTT source stores under "source/<source_id>",
 // in binary since it is stored for every batch:
 //
 //	field     encoding                      meaning
-//	version   1 byte                        1
+//	version   1 byte                        2
 //	next      uvarint                       the next position: every position used is below it
 //	inflight  uvarint count, then per       the messages given a position and not yet acknowledged
 //	          message: key (8 bytes,        to the broker: the hash of their dedupe id or of packet
@@ -1327,16 +1325,20 @@ const mqttCheckpointVersion = 1
 //	          (uvarint)
 //	recent    uvarint count, then 8-byte    the id hashes of the last messages acknowledged
 //	          big-endian hashes             (with a dedupe id), oldest first
+//	pubacks   uvarint count, then per       the last messages acknowledged without a dedupe id
+//	          message: packet id (2 bytes,  (mqttPubAcks), oldest first: a redelivery of one is
+//	          big-endian), key (8 bytes)    dropped
 type mqttCheckpoint struct {
 	next     uint64
 	inflight []mqttInflight
 	recent   []uint64
+	pubAcks  []mqttPubAck
 }
 
 type mqttInflight struct{ key, pos uint64 }
 
 func (c *mqttCheckpoint) encode() []byte {
-	b := make([]byte, 0, 1+binary.MaxVarintLen64*(2+len(c.inflight))+8*(len(c.inflight)+len(c.recent)))
+	b := make([]byte, 0, 1+binary.MaxVarintLen64*(4+len(c.inflight))+8*(len(c.inflight)+len(c.recent))+10*len(c.pubAcks))
 	b = append(b, mqttCheckpointVersion)
 	b = binary.AppendUvarint(b, c.next)
 	b = binary.AppendUvarint(b, uint64(len(c.inflight)))
@@ -1348,6 +1350,11 @@ func (c *mqttCheckpoint) encode() []byte {
 	for _, h := range c.recent {
 		b = binary.BigEndian.AppendUint64(b, h)
 	}
+	b = binary.AppendUvarint(b, uint64(len(c.pubAcks)))
+	for _, a := range c.pubAcks {
+		b = binary.BigEndian.AppendUint16(b, a.pid)
+		b = binary.BigEndian.AppendUint64(b, a.key)
+	}
 	return b
 }
 
@@ -1358,11 +1365,12 @@ var (
 
 func decodeMQTTCheckpoint(b []byte) (mqttCheckpoint, error) {
 	var c mqttCheckpoint
-	if len(b) == 0 || b[0] != mqttCheckpointVersion {
-		if len(b) == 0 {
-			return c, errMQTTCheckpoint
-		}
-		return c, fmt.Errorf("connectors: mqtt checkpoint version %d, this build reads %d", b[0], mqttCheckpointVersion)
+	if len(b) == 0 {
+		return c, errMQTTCheckpoint
+	}
+	version := b[0]
+	if version != 1 && version != mqttCheckpointVersion {
+		return c, fmt.Errorf("connectors: mqtt checkpoint version %d, this build reads 1 and %d", b[0], mqttCheckpointVersion)
 	}
 	b = b[1:]
 	uvarint := func() (uint64, bool) {
@@ -1392,12 +1400,23 @@ func decodeMQTTCheckpoint(b []byte) (mqttCheckpoint, error) {
 			return c, errMQTTCheckpoint
 		}
 	}
-	if n, ok = uvarint(); !ok || n != uint64(len(b))/8 || len(b)%8 != 0 {
+	if n, ok = uvarint(); !ok || n > uint64(len(b))/8 || version == 1 && uint64(len(b)) != 8*n {
 		return c, errMQTTCheckpoint
 	}
 	c.recent = make([]uint64, n)
 	for i := range c.recent {
 		c.recent[i] = binary.BigEndian.Uint64(b[8*i:])
+	}
+	b = b[8*n:]
+	if version == 1 {
+		return c, nil
+	}
+	if n, ok = uvarint(); !ok || uint64(len(b)) != 10*n {
+		return c, errMQTTCheckpoint
+	}
+	c.pubAcks = make([]mqttPubAck, n)
+	for i := range c.pubAcks {
+		c.pubAcks[i] = mqttPubAck{pid: binary.BigEndian.Uint16(b[10*i:]), key: binary.BigEndian.Uint64(b[10*i+2:])}
 	}
 	return c, nil
 }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -88,8 +89,11 @@ change is streamed as well.
 **Tables added or removed.** A table added to `+"`tables`"+` while the snapshot is still read is read by
 it; one added later is added to the publication and its rows are read (as `+"`read`"+` events, under
 the source id `+"`<source_id>#late`"+`) at a pause of the stream, which then goes on: each row once, its
-changes after its read. A table removed from `+"`tables`"+` is no longer emitted (it stays in the
-publication); added again, it is read again.
+changes after its read. With `+"`snapshot: false`"+` an added table is only added to the publication, at
+the next start: its changes are streamed from then on, and its rows and earlier changes are not read.
+A table removed from `+"`tables`"+` is no longer emitted, and is dropped from the publication if the
+input created it (a publication it found, which may serve others, keeps it); added again, it is read
+again.
 
 **Truncates.** A TRUNCATE is one `+"`truncate`"+` event per table, in stream order, keyed by the table's
 name as a JSON string. The snapshot's reads of a table come before its truncates; when a restarted
@@ -121,7 +125,7 @@ the server's WAL from being removed: when a pipeline is deleted, drop its slot a
 				Description("The tables to capture, optionally schema-qualified (resolved through the search_path). A snapshot needs each to have a primary key.").
 				Example([]string{"public.orders", "customers"}),
 			service.NewStringField(cdcFieldPublication).
-				Description("The publication to stream. Default: `samsa_` and the source id (lower case, other characters than a-z, 0-9 and _ as _). Created for `tables` if absent; tables it lacks are added to it.").
+				Description("The publication to stream. Default: `samsa_` and the source id (lower case, other characters than a-z, 0-9 and _ as _). Created for `tables` if absent, with a comment marking it as the source's; tables it lacks are added to it. From a publication the source created, tables no longer in `tables` are dropped; one it found keeps them (it may serve others).").
 				Default(""),
 			service.NewStringField(cdcFieldSlot).
 				Description("The logical replication slot (a-z, 0-9 and _, at most 63). Default: as `publication`. Created with plugin pgoutput if absent, never dropped by the input.").
@@ -234,7 +238,7 @@ type pgcdcInput struct {
 	inFlight    int
 	ckEvery     time.Duration
 	statusEvery time.Duration
-	gens        generations
+	fl          inflight[cdcMark]
 	retireAt    atomic.Uint64 // cdcSnapState.RetireAt, for the streamer
 
 	readMu  sync.Mutex
@@ -258,7 +262,6 @@ type pgcdcInput struct {
 	pauseLSN pglogrepl.LSN
 
 	wake   chan struct{} // a batch failed
-	acked  chan struct{} // a batch was acknowledged
 	done   chan struct{} // closed by Close
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -269,11 +272,8 @@ type pgcdcInput struct {
 		sync.Mutex
 		connected bool
 		closed    bool
-		looping   bool // the checkpoint loop runs
-		acks      cdcAcks
+		looping   bool          // the checkpoint loop runs
 		snap      *cdcSnapState // nil: no snapshot running or to filter by
-		rewind    error
-		wait      time.Duration
 	}
 
 	ckMu    sync.Mutex
@@ -288,7 +288,7 @@ type cdcHeldPage struct {
 }
 
 func newPostgresCDCInput(conf *service.ParsedConfig, deps Deps) (*pgcdcInput, error) {
-	in := &pgcdcInput{log: deps.Log, wake: make(chan struct{}, 1), acked: make(chan struct{}, 1), done: make(chan struct{})}
+	in := &pgcdcInput{log: deps.Log, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	var err error
 	if in.dsn, err = conf.FieldString(cdcFieldDSN); err != nil {
 		return nil, err
@@ -348,7 +348,7 @@ func newPostgresCDCInput(conf *service.ParsedConfig, deps Deps) (*pgcdcInput, er
 	if !cdcSlotName.MatchString(in.slot) {
 		return nil, fmt.Errorf("%s: %q: a slot name has 1 to 63 characters among a-z, 0-9 and _", cdcFieldSlot, in.slot)
 	}
-	in.gens.onKill = in.killed
+	in.fl.init(&in.mu.Mutex, in.wake, in.done)
 	in.srcMeta = in.sourceID
 	in.lateMeta = cdcLateSource(in.sourceID)
 	in.ckKey = "source/" + in.sourceID
@@ -396,8 +396,12 @@ func (in *pgcdcInput) Connect(ctx context.Context) error {
 			}
 		}
 	}
-	if err := cdcEnsurePublication(ctx, conn, in.pub, tables); err != nil {
+	dropped, err := cdcEnsurePublication(ctx, conn, in.pub, in.sourceID, tables)
+	if err != nil {
 		return err
+	}
+	if len(dropped) > 0 {
+		in.logger.Info("tables no longer in tables dropped from the publication", "publication", in.pub, "tables", strings.Join(dropped, ", "))
 	}
 	// A transaction running now may have changed a table just added to
 	// the publication before it was: its changes are not streamed, so a
@@ -450,7 +454,7 @@ func (in *pgcdcInput) Connect(ctx context.Context) error {
 			})
 		}()
 	}
-	mark := in.mu.acks.acked
+	mark := in.fl.ackedLocked()
 	in.mu.Unlock()
 	in.logger.Info("postgres cdc source connected", "slot", in.slot, "publication", in.pub, "resume", mark.String())
 	return nil
@@ -471,7 +475,7 @@ func (in *pgcdcInput) load(slotCreated bool) error {
 			in.logger.Error("the replication slot was gone and is created anew: the changes committed since the checkpoint and before now are lost", "slot", in.slot, "checkpoint", c.Acked.String())
 		}
 		in.mu.Lock()
-		in.mu.acks = cdcAcks{acked: c.Acked}
+		in.fl.setAckedLocked(c.Acked)
 		in.mu.snap = c.Snapshot
 		in.mu.Unlock()
 		if c.Snapshot != nil {
@@ -490,13 +494,13 @@ func (in *pgcdcInput) load(slotCreated bool) error {
 // there is one.
 func (in *pgcdcInput) establish(ctx context.Context, export *cdcExport) error {
 	in.mu.Lock()
-	mark := in.mu.acks.acked
+	mark := in.fl.ackedLocked()
 	if !mark.Stream && !in.snapshotOn {
 		if in.mu.snap != nil {
 			in.logger.Warn("snapshot turned off: the rest of it is not read", "at", mark.String())
 		}
 		mark = cdcMark{Stream: true}
-		in.mu.acks.acked = mark
+		in.fl.setAckedLocked(mark)
 	}
 	if !mark.Stream && in.mu.snap == nil {
 		names := make([]string, len(in.tables))
@@ -577,10 +581,11 @@ func (in *pgcdcInput) startStream(ctx context.Context, start pglogrepl.LSN, mark
 func (in *pgcdcInput) flushed() pglogrepl.LSN {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if !in.mu.acks.acked.Stream {
+	mark := in.fl.ackedLocked()
+	if !mark.Stream {
 		return 0
 	}
-	return pglogrepl.LSN(in.mu.acks.acked.LSN)
+	return pglogrepl.LSN(mark.LSN)
 }
 
 func (in *pgcdcInput) stopStream() {
@@ -614,7 +619,7 @@ func (in *pgcdcInput) ReadBatch(ctx context.Context) (service.MessageBatch, serv
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(in.ctx, cancel)()
-	if err := in.waitRoom(ctx, in.inFlight-1); err != nil {
+	if err := in.fl.waitRoom(ctx, in.inFlight-1); err != nil {
 		return nil, nil, err
 	}
 	for {
@@ -622,7 +627,7 @@ func (in *pgcdcInput) ReadBatch(ctx context.Context) (service.MessageBatch, serv
 			return nil, nil, err
 		}
 		in.mu.Lock()
-		connected, acked := in.mu.connected, in.mu.acks.acked
+		connected, acked := in.mu.connected, in.fl.ackedLocked()
 		in.mu.Unlock()
 		if !connected {
 			return nil, nil, service.ErrNotConnected

@@ -214,7 +214,7 @@ type sqlInput struct {
 	poll     time.Duration
 	ckEvery  time.Duration
 	inFlight int
-	gens     generations
+	fl       inflight[[]byte] // positions: the last row of a batch
 
 	readMu   sync.Mutex // held by Connect and ReadBatch; Close takes it to close the pool
 	db       *sql.DB
@@ -228,7 +228,6 @@ type sqlInput struct {
 	slabHint int
 
 	wake   chan struct{} // a generation was killed
-	acked  chan struct{} // a batch was acknowledged
 	done   chan struct{} // closed by Close
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -238,9 +237,6 @@ type sqlInput struct {
 	mu struct {
 		sync.Mutex
 		loaded bool // the checkpoint is loaded and the checkpoint loop runs
-		acks   sqlAcks
-		rewind error         // why the input must read again from acks.acked; nil: no need
-		wait   time.Duration // before the next rewind
 	}
 
 	ckMu   sync.Mutex // one checkpoint write at a time, in order
@@ -256,7 +252,7 @@ type sqlQueries struct {
 }
 
 func newSQLInput(conf *service.ParsedConfig, deps Deps) (*sqlInput, error) {
-	in := &sqlInput{log: deps.Log, wake: make(chan struct{}, 1), acked: make(chan struct{}, 1), done: make(chan struct{})}
+	in := &sqlInput{log: deps.Log, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	var err error
 	str := func(f string, dst *string) {
 		if err == nil {
@@ -338,7 +334,7 @@ func newSQLInput(conf *service.ParsedConfig, deps Deps) (*sqlInput, error) {
 	} else {
 		in.from = "(" + query + ") AS " + sqlAlias
 	}
-	in.gens.onKill = in.killed
+	in.fl.init(&in.mu.Mutex, in.wake, in.done)
 	in.srcMeta = in.sourceID
 	in.ckKey = "source/" + in.sourceID
 	in.logger = deps.Logger.With("input", SQLInputName, "source", in.sourceID)
@@ -395,7 +391,7 @@ func (in *sqlInput) Connect(ctx context.Context) error {
 	}
 	in.readPos = acked
 	in.mu.Lock()
-	in.mu.acks = sqlAcks{acked: acked}
+	in.fl.setAckedLocked(acked)
 	in.mu.loaded = true
 	in.mu.Unlock()
 	in.wg.Add(1)
@@ -528,7 +524,7 @@ func afterCondition(driver string, exprs []string) (string, []int) {
 func (in *sqlInput) ReadBatch(ctx context.Context) (service.MessageBatch, service.AckFunc, error) {
 	in.readMu.Lock()
 	defer in.readMu.Unlock()
-	if err := in.waitRoom(ctx, in.inFlight-1); err != nil {
+	if err := in.fl.waitRoom(ctx, in.inFlight-1); err != nil {
 		return nil, nil, err
 	}
 	for {
@@ -551,7 +547,7 @@ func (in *sqlInput) ReadBatch(ctx context.Context) (service.MessageBatch, servic
 		if len(msgs) == 0 {
 			continue
 		}
-		ack, tk, ok := in.issue(end)
+		ack, tk, ok := in.fl.issue(end, false, nil)
 		if !ok {
 			continue // a batch failed meanwhile: these are read again
 		}
@@ -791,94 +787,15 @@ func (h *headHistory) safe(now time.Time, lag time.Duration) (int64, bool) {
 	return v, true
 }
 
-// issue records a batch whose last row is at end and returns its
-// acknowledgement function and ticket. It refuses (ok false) while a
-// failed batch waits to be read again: what was read after it must not go
-// out.
-func (in *sqlInput) issue(end []byte) (ack service.AckFunc, tk *ticket, ok bool) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.mu.rewind != nil || in.gens.failedLocked() {
-		return nil, nil, false
-	}
-	seq := in.mu.acks.issue(end)
-	tk = in.gens.issueLocked()
-	return func(_ context.Context, err error) error {
-		if err != nil {
-			tk.Fail(err)
-			return nil
-		}
-		in.mu.Lock()
-		if tk.Live() {
-			in.mu.acks.ack(seq)
-			in.mu.wait = 0
-		}
-		in.mu.Unlock()
-		signal(in.acked)
-		return nil
-	}, tk, true
-}
-
-// killed is the generations' onKill: the batches in flight are forgotten
-// and the reader is woken to read again from the acknowledged position.
-func (in *sqlInput) killed(gen uint64, err error) {
-	in.mu.Lock()
-	if in.gens.killedLocked(gen) {
-		in.mu.rewind = err
-		in.mu.acks.forgetPending()
-	}
-	in.mu.Unlock()
-	signal(in.acked)
-	signal(in.wake)
-}
-
 // rewindIfFailed reads again from the acknowledged position if a batch
 // failed, after a wait that grows while failures go on.
 func (in *sqlInput) rewindIfFailed(ctx context.Context) error {
-	in.mu.Lock()
-	why, wait := in.mu.rewind, in.mu.wait
-	if why == nil && in.gens.failedLocked() {
-		why = errors.New("a batch failed") // killed has not run yet
-	}
-	if why != nil {
-		in.mu.wait = min(max(2*wait, minRewindWait), maxRewindWait)
-	}
-	in.mu.Unlock()
-	if why == nil {
-		return nil
-	}
-	in.logger.Warn("a batch failed; reading again from the acknowledged position", "after", max(wait, minRewindWait), "err", why)
-	if err := pause(ctx, max(wait, minRewindWait), nil, in.done); err != nil {
+	pos, rewound, err := in.fl.rewindIfFailed(ctx, in.logger, "a batch failed; reading again from the acknowledged position")
+	if err != nil || !rewound {
 		return err
 	}
-	in.mu.Lock()
-	in.mu.rewind = nil
-	in.gens.rewoundLocked()
-	in.mu.acks.forgetPending()
-	in.readPos = in.mu.acks.acked
-	in.mu.Unlock()
-	in.nextPoll = time.Time{}
+	in.readPos, in.nextPoll = pos, time.Time{}
 	return nil
-}
-
-// waitRoom waits until at most n batches are unacknowledged, or a batch
-// failed.
-func (in *sqlInput) waitRoom(ctx context.Context, n int) error {
-	for {
-		in.mu.Lock()
-		ok := in.mu.acks.unacked <= n || in.mu.rewind != nil || in.gens.failedLocked()
-		in.mu.Unlock()
-		if ok {
-			return nil
-		}
-		select {
-		case <-in.acked:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-in.done:
-			return context.Canceled
-		}
-	}
 }
 
 // storeCheckpoint stores the acknowledged position if it changed since
@@ -887,7 +804,7 @@ func (in *sqlInput) storeCheckpoint(ctx context.Context) error {
 	in.ckMu.Lock()
 	defer in.ckMu.Unlock()
 	in.mu.Lock()
-	c := sqlCheckpoint{Cursor: in.cursor, Key: in.keys, Acked: in.mu.acks.acked}
+	c := sqlCheckpoint{Cursor: in.cursor, Key: in.keys, Acked: in.fl.ackedLocked()}
 	in.mu.Unlock()
 	b, err := c.encode()
 	if err != nil {

@@ -2,6 +2,7 @@ package connectors
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -529,6 +530,77 @@ func TestMQTTExactlyOnceAcrossNodeRestartsIntegration(t *testing.T) {
 	t.Logf("duplicates of devices without ids: %d", dups)
 }
 
+// TestMQTTLostPubackIntegration stores readings without ids whose PUBACKs
+// never reach the broker (a proxy between the input and Mosquitto drops
+// what the input sends from some moment on), then closes the node under
+// the stream, twice: the broker sends those readings again, with their
+// packet identifiers and DUP set, and the restarted input drops them, so
+// each reading is in the topic once.
+func TestMQTTLostPubackIntegration(t *testing.T) {
+	m := startMosquitto(t)
+	proxy := newTCPProxy(t, "127.0.0.1:0", m.addr)
+	n := newNode(t)
+	source := mqttUnique("puback")
+	conf := mqttSourceConf("tcp://"+proxy.ln.Addr().String(), "dev/+/readings", source, "puback", "    max_in_flight: 2")
+	cur := startStream(t, env(t, n.log), conf)
+	waitFlowing(t, func() *replog.Log { return n.log }, m.url, "dev/probe/readings", "puback")
+
+	const count = 300
+	devs := newDevices(m.url, "dev", 4, func(int) bool { return false })
+	f := startFleet(t, devs, count, 5*time.Millisecond)
+	lost := 0
+	for round := range 2 {
+		target := (round + 1) * len(devs) * count / 4
+		checkFor(t, time.Minute, 5*time.Millisecond, func() error {
+			if got := countTopic(t, n.log, "puback"); got < target {
+				return fmt.Errorf("%d records, waiting for %d", got, target)
+			}
+			return nil
+		})
+		proxy.mute()
+		before := countTopic(t, n.log, "puback")
+		var after int
+		checkFor(t, 30*time.Second, 5*time.Millisecond, func() error {
+			if after = countTopic(t, n.log, "puback"); after < before+50 {
+				return fmt.Errorf("%d records stored since the PUBACKs are lost, waiting for 50", after-before)
+			}
+			return nil
+		})
+		time.Sleep(100 * time.Millisecond) // the checkpoints without them stored, the PUBACKs sent
+		lost += countTopic(t, n.log, "puback") - before
+		n.close(t)
+		cur.stop(t, time.Second)
+		proxy.cut(0) // the broker sees the connection go
+		n.open(t)
+		cur = startStream(t, env(t, n.log), conf)
+	}
+	f.wait(t)
+	retries := 0
+	for _, d := range devs {
+		retries += d.retries
+	}
+	dups := checkDevices(t, n.log, "puback", devs, count)
+	t.Logf("%d readings stored whose PUBACK was lost, %d duplicates, %d publishes retried by devices", lost, dups, retries)
+	require.LessOrEqual(t, dups, retries, "only a device publishing twice may double a reading")
+
+	// Once a new message shows the broker sent everything again, and the
+	// broker confirms the PUBACKs since, the checkpoint holds none.
+	probe := &mqttDevice{url: m.url, id: "probe", topic: "dev/probe/readings"}
+	defer probe.close()
+	require.NoError(t, probe.publish(ctxT(t, 10*time.Second), 1000))
+	checkFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		b, _ := n.log.Checkpoint("source/" + source)
+		ck, err := decodeMQTTCheckpoint(b)
+		if err != nil {
+			return err
+		}
+		if len(ck.pubAcks) > 0 {
+			return fmt.Errorf("%d PUBACKs not confirmed", len(ck.pubAcks))
+		}
+		return nil
+	})
+}
+
 // TestMQTTBrokerDownAtStartIntegration starts the input while the broker
 // is down: Connect fails with an error naming the broker, the stream
 // retries, and takes readings once the broker is up.
@@ -728,11 +800,29 @@ func TestMQTTConfig(t *testing.T) {
 
 // TestMQTTCheckpoint round-trips the checkpoint and refuses damaged ones.
 func TestMQTTCheckpoint(t *testing.T) {
-	ck := mqttCheckpoint{next: 1 << 40, inflight: []mqttInflight{{1, 5}, {^uint64(0), 1 << 40}}, recent: []uint64{7, 8, 9}}
+	ck := mqttCheckpoint{
+		next: 1 << 40, inflight: []mqttInflight{{1, 5}, {^uint64(0), 1 << 40}}, recent: []uint64{7, 8, 9},
+		pubAcks: []mqttPubAck{{pid: 1, key: 11}, {pid: 65535, key: ^uint64(0)}},
+	}
 	b := ck.encode()
 	got, err := decodeMQTTCheckpoint(b)
 	require.NoError(t, err)
 	require.Equal(t, ck, got)
+
+	// Version 1, from before pubacks, is read.
+	v1 := []byte{1}
+	v1 = binary.AppendUvarint(v1, 42)
+	v1 = binary.AppendUvarint(v1, 1)
+	v1 = binary.BigEndian.AppendUint64(v1, 3)
+	v1 = binary.AppendUvarint(v1, 41)
+	v1 = binary.AppendUvarint(v1, 2)
+	v1 = binary.BigEndian.AppendUint64(v1, 7)
+	v1 = binary.BigEndian.AppendUint64(v1, 8)
+	got, err = decodeMQTTCheckpoint(v1)
+	require.NoError(t, err)
+	require.Equal(t, mqttCheckpoint{next: 42, inflight: []mqttInflight{{3, 41}}, recent: []uint64{7, 8}}, got)
+	_, err = decodeMQTTCheckpoint(append(v1, 0))
+	require.Error(t, err, "version 1 ends with recent")
 	empty, err := decodeMQTTCheckpoint((&mqttCheckpoint{next: 1}).encode())
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), empty.next)
@@ -742,6 +832,57 @@ func TestMQTTCheckpoint(t *testing.T) {
 	}
 	_, err = decodeMQTTCheckpoint(append([]byte{9}, b[1:]...))
 	require.ErrorContains(t, err, "version 9")
+}
+
+// mqttPubAcks holds the last messages acknowledged, drops those whose
+// packet identifier the broker gave a new message, and keeps the order.
+func TestMQTTPubAcks(t *testing.T) {
+	r := newMQTTPubAcks(3)
+	r.push(mqttPubAck{pid: 1, key: 10})
+	r.push(mqttPubAck{pid: 2, key: 20})
+	r.push(mqttPubAck{pid: 0, key: 0}) // no identity: ignored
+	require.True(t, r.has(10))
+	require.False(t, r.has(30))
+	r.push(mqttPubAck{pid: 3, key: 30})
+	r.push(mqttPubAck{pid: 4, key: 40}) // the oldest goes
+	require.False(t, r.has(10))
+	require.Equal(t, []mqttPubAck{{pid: 2, key: 20}, {pid: 3, key: 30}, {pid: 4, key: 40}}, r.appendTo(nil))
+
+	require.False(t, r.reused(1), "identifier 1 is no longer held")
+	require.True(t, r.reused(3))
+	require.False(t, r.has(30))
+	require.Equal(t, []mqttPubAck{{pid: 2, key: 20}, {pid: 4, key: 40}}, r.appendTo(nil))
+	r.push(mqttPubAck{pid: 5, key: 50}) // over the oldest slot, not the dropped one
+	require.Equal(t, []mqttPubAck{{pid: 4, key: 40}, {pid: 5, key: 50}}, r.appendTo(nil))
+	require.False(t, r.has(20))
+	r.push(mqttPubAck{pid: 5, key: 51})
+	r.push(mqttPubAck{pid: 5, key: 52})
+	require.True(t, r.reused(5))
+	require.Empty(t, r.appendTo(nil))
+	require.Empty(t, r.keys)
+	require.Empty(t, r.pids)
+
+	// Confirmed: by connection and PUBACKs written.
+	r.push(mqttPubAck{pid: 7, key: 70, gen: 1})
+	r.push(mqttPubAck{pid: 8, key: 80, gen: 2})
+	r.push(mqttPubAck{pid: 9, key: 90, gen: 2})
+	written := map[uint16]uint64{7: 1, 8: 2, 9: 3}
+	require.False(t, r.confirmable(2, written, 1))
+	require.True(t, r.confirmable(2, written, 2))
+	require.True(t, r.confirm(2, written, 2))
+	require.Equal(t, []mqttPubAck{{pid: 7, key: 70}, {pid: 9, key: 90}}, r.appendTo(nil))
+	require.Equal(t, map[uint16]uint64{7: 1, 9: 3}, written)
+	require.False(t, r.confirmable(2, written, 2))
+	require.True(t, r.dropBefore(2), "connection 1 is over")
+	require.Equal(t, []mqttPubAck{{pid: 9, key: 90}}, r.appendTo(nil))
+	r.push(mqttPubAck{pid: 10, key: 100}) // read from a checkpoint
+	require.True(t, r.dropBefore(1))
+	require.Equal(t, []mqttPubAck{{pid: 9, key: 90}}, r.appendTo(nil))
+
+	r.push(mqttPubAck{pid: 6, key: 60})
+	r.reset()
+	require.False(t, r.has(60))
+	require.Equal(t, 3, r.size)
 }
 
 // TestMQTTHelpers checks topic levels, identities and the windows.

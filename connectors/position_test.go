@@ -37,27 +37,6 @@ func TestFilePosOrder(t *testing.T) {
 	require.Error(t, err)
 }
 
-// Acknowledgements in any order move the watermark only over contiguous
-// batches; batches without messages count as acknowledged.
-func TestAckTracker(t *testing.T) {
-	var tr ackTracker
-	p := func(off int64) filePos { return filePos{Ordinal: 1, Offset: off} }
-	a := tr.issue(p(10), false)
-	b := tr.issue(p(20), false)
-	tr.issue(p(25), true)
-	c := tr.issue(p(30), false)
-	require.Equal(t, 3, tr.unacked)
-	tr.ack(c)
-	tr.ack(b)
-	require.Equal(t, filePos{}, tr.acked)
-	tr.ack(a)
-	require.Equal(t, p(30), tr.acked)
-	require.Zero(t, tr.unacked)
-	tr.ack(a) // again: ignored
-	tr.issue(p(40), true)
-	require.Equal(t, p(40), tr.acked)
-}
-
 // appendJSONString writes what encoding/json reads back as the same string
 // as encoding/json does (each invalid UTF-8 byte as U+FFFD).
 func TestAppendJSONString(t *testing.T) {

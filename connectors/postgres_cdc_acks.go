@@ -3,7 +3,6 @@ package connectors
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -17,74 +16,21 @@ import (
 
 // fail kills the current generation: the input goes back to its
 // acknowledged mark.
-func (in *pgcdcInput) fail(err error) {
-	if !in.gens.failCurrent(err) {
-		signal(in.wake)
-	}
-}
-
-// issue records a batch ending at end, done at once if it has no
-// messages, and returns its acknowledgement function and ticket. It
-// refuses (ok false) while a failed batch waits to be read again.
-func (in *pgcdcInput) issue(end cdcMark, done bool) (ack service.AckFunc, tk *ticket, ok bool) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.mu.rewind != nil || in.gens.failedLocked() {
-		return nil, nil, false
-	}
-	seq := in.mu.acks.issue(end, done)
-	if done {
-		return nil, nil, true
-	}
-	tk = in.gens.issueLocked()
-	return func(_ context.Context, err error) error {
-		if err != nil {
-			tk.Fail(err)
-			return nil
-		}
-		in.mu.Lock()
-		if tk.Live() {
-			in.mu.acks.ack(seq)
-			in.mu.wait = 0
-		}
-		in.mu.Unlock()
-		signal(in.acked)
-		return nil
-	}, tk, true
-}
-
-// killed is the generations' onKill: the batches in flight are forgotten
-// and the reader is woken to go back to the acknowledged mark.
-func (in *pgcdcInput) killed(gen uint64, err error) {
-	in.mu.Lock()
-	if in.gens.killedLocked(gen) {
-		in.mu.rewind = err
-		in.mu.acks.forgetPending()
-	}
-	in.mu.Unlock()
-	signal(in.acked)
-	signal(in.wake)
-}
+func (in *pgcdcInput) fail(err error) { in.fl.failCurrent(err) }
 
 // rewindIfFailed, after a failure, stops the stream and the snapshot's
 // cursor (its transaction stays, if it is sound), waits (50ms doubling up to
 // 5s while failures go on) and returns ErrNotConnected: Connect resumes from
 // the acknowledged mark.
 func (in *pgcdcInput) rewindIfFailed(ctx context.Context) error {
-	in.mu.Lock()
-	why, wait := in.mu.rewind, in.mu.wait
-	if why == nil && in.gens.failedLocked() {
-		why = errors.New("a batch failed") // killed has not run yet
-	}
-	if why != nil {
-		in.mu.wait = min(max(2*wait, minRewindWait), maxRewindWait)
-	}
-	acked := in.mu.acks.acked
-	in.mu.Unlock()
+	why, wait := in.fl.failure()
 	if why == nil {
 		return nil
 	}
-	in.logger.Warn("going back to the acknowledged position", "position", acked.String(), "after", max(wait, minRewindWait), "err", why)
+	in.mu.Lock()
+	acked := in.fl.ackedLocked()
+	in.mu.Unlock()
+	in.logger.Warn("going back to the acknowledged position", "position", acked.String(), "after", wait, "err", why)
 	in.stopStream()
 	in.held, in.heldOK, in.paused = nil, false, false
 	if in.snapRd != nil {
@@ -101,35 +47,15 @@ func (in *pgcdcInput) rewindIfFailed(ctx context.Context) error {
 		}
 		cancel()
 	}
-	err := pause(ctx, max(wait, minRewindWait), nil, nil)
+	err := pause(ctx, wait, nil, nil)
 	in.mu.Lock()
-	in.mu.rewind = nil
-	in.gens.rewoundLocked()
-	in.mu.acks.forgetPending()
+	in.fl.rewoundLocked()
 	in.mu.connected = false
 	in.mu.Unlock()
 	if err != nil {
 		return err
 	}
 	return service.ErrNotConnected
-}
-
-// waitRoom waits until at most n batches are unacknowledged, or a batch
-// failed.
-func (in *pgcdcInput) waitRoom(ctx context.Context, n int) error {
-	for {
-		in.mu.Lock()
-		ok := in.mu.acks.unacked <= n || in.mu.rewind != nil || in.gens.failedLocked()
-		in.mu.Unlock()
-		if ok {
-			return nil
-		}
-		select {
-		case <-in.acked:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
 }
 
 // cdcRetireEvery is how often, while streaming with a snapshot's segments,
@@ -141,7 +67,7 @@ const cdcRetireEvery = 5 * time.Second
 // forgets the segments when the acknowledged mark passes it.
 func (in *pgcdcInput) retire(ctx context.Context) {
 	in.mu.Lock()
-	snap, acked := in.mu.snap, in.mu.acks.acked
+	snap, acked := in.mu.snap, in.fl.ackedLocked()
 	var retireAt pglogrepl.LSN
 	var xmax uint64
 	if snap != nil {
@@ -206,7 +132,7 @@ func (in *pgcdcInput) storeCheckpoint(ctx context.Context) error {
 	in.ckMu.Lock()
 	defer in.ckMu.Unlock()
 	in.mu.Lock()
-	c := cdcCheckpoint{Slot: in.slot, Acked: in.mu.acks.acked, Snapshot: in.mu.snap.clone()}
+	c := cdcCheckpoint{Slot: in.slot, Acked: in.fl.ackedLocked(), Snapshot: in.mu.snap.clone()}
 	in.mu.Unlock()
 	b, err := c.encode()
 	if err != nil {

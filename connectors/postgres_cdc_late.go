@@ -28,9 +28,15 @@ import (
 // in a new segment (or, once read to the end, LateDone, only up to
 // Issued as after the snapshot).
 //
-// A table removed from tables is no longer emitted (the publication keeps
-// it: it may be shared, see cdcEnsurePublication); added again, it is read
-// again, at a new index.
+// A table removed from tables is no longer emitted, and leaves the
+// publication if the input created it (one it found may be shared and
+// keeps it, see cdcEnsurePublication); added again, it is read again, at a
+// new index.
+//
+// Without a snapshot (snapshot: false) an added table is only added to the
+// publication: its changes are streamed from then on (pgoutput decides by
+// the publication as it was when each change was written), and its rows
+// and earlier changes are not read.
 
 // cdcLateSource is the source id of the late tables' reads.
 func cdcLateSource(sourceID string) string { return sourceID + "#late" }
@@ -45,7 +51,7 @@ func (in *pgcdcInput) reconcile(tables []*cdcTable) {
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	s, mark := in.mu.snap, in.mu.acks.acked
+	s, mark := in.mu.snap, in.fl.ackedLocked()
 	names := make([]string, len(tables))
 	conf := map[string]bool{}
 	for i, t := range tables {
@@ -84,7 +90,8 @@ func (in *pgcdcInput) reconcile(tables []*cdcTable) {
 	}
 	if mark.Stream && !s.latePending(mark) {
 		// The late reads begin with the added tables.
-		in.mu.acks.acked.Table, in.mu.acks.acked.Key = len(s.Tables), nil
+		mark.Table, mark.Key = len(s.Tables), nil
+		in.fl.setAckedLocked(mark)
 	}
 	if s.Late == 0 {
 		s.Late = len(s.Tables)

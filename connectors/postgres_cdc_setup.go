@@ -178,12 +178,23 @@ func cdcResolveTables(ctx context.Context, conn *pgconn.PgConn, names []string) 
 	return out, nil
 }
 
-// cdcEnsurePublication creates the publication for the tables, or adds to
-// it those it lacks (a publication FOR ALL TABLES has them all).
-func cdcEnsurePublication(ctx context.Context, conn *pgconn.PgConn, pub string, tables []*cdcTable) error {
-	rows, err := cdcQuery(ctx, conn, `SELECT puballtables FROM pg_publication WHERE pubname = $1`, pub)
+// cdcPublicationComment marks a publication the input created for source
+// id: it manages its tables, adding and dropping them as tables changes.
+// The comment is visible to anyone looking (\dRp+ in psql).
+func cdcPublicationComment(sourceID string) string {
+	return "Created by Samsa for the samsa_postgres_cdc source " + strconv.Quote(sourceID) + ": its tables follow the source's tables."
+}
+
+// cdcEnsurePublication creates the publication for the tables, marked as
+// the source's, or adds to it those it lacks (a publication FOR ALL TABLES
+// has them all). From a publication it created (cdcPublicationComment) it
+// also drops the tables that are no longer among tables, and returns
+// them; one made by someone else may serve others too, and keeps them.
+func cdcEnsurePublication(ctx context.Context, conn *pgconn.PgConn, pub, sourceID string, tables []*cdcTable) (dropped []string, err error) {
+	comment := cdcPublicationComment(sourceID)
+	rows, err := cdcQuery(ctx, conn, `SELECT puballtables, COALESCE(obj_description(oid, 'pg_publication'), '') FROM pg_publication WHERE pubname = $1`, pub)
 	if err != nil {
-		return fmt.Errorf("%s %q: %w", cdcFieldPublication, pub, err)
+		return nil, fmt.Errorf("%s %q: %w", cdcFieldPublication, pub, err)
 	}
 	idents := make([]string, len(tables))
 	for i, t := range tables {
@@ -194,27 +205,39 @@ func cdcEnsurePublication(ctx context.Context, conn *pgconn.PgConn, pub string, 
 		if slices.ContainsFunc(tables, func(t *cdcTable) bool { return t.partitioned }) {
 			sql += " WITH (publish_via_partition_root = true)" // changes carry the table's name, not a partition's
 		}
+		// One simple query: one transaction, so the publication is never
+		// there without its mark.
+		sql += "; COMMENT ON PUBLICATION " + cdcQuoteIdent(pub) + " IS " + cdcQuoteLiteral(comment)
 		_, err := conn.Exec(ctx, sql).ReadAll()
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "42710" { // duplicate_object: created meanwhile
-			return cdcEnsurePublication(ctx, conn, pub, tables)
+			return cdcEnsurePublication(ctx, conn, pub, sourceID, tables)
 		}
 		if err != nil {
-			return fmt.Errorf("%s: creating publication %q: %w", cdcFieldPublication, pub, err)
+			return nil, fmt.Errorf("%s: creating publication %q: %w", cdcFieldPublication, pub, err)
 		}
-		return nil
+		return nil, nil
 	}
 	if string(rows[0][0]) == "t" {
-		return nil
+		return nil, nil
 	}
-	have, err := cdcQuery(ctx, conn, `SELECT c.oid FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid
-		JOIN pg_class c ON c.oid = r.prrelid WHERE p.pubname = $1`, pub)
+	managed := string(rows[0][1]) == comment
+	have, err := cdcQuery(ctx, conn, `SELECT c.oid, format('%I.%I', n.nspname, c.relname) FROM pg_publication_rel r
+		JOIN pg_publication p ON p.oid = r.prpubid JOIN pg_class c ON c.oid = r.prrelid
+		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE p.pubname = $1 ORDER BY 2`, pub)
 	if err != nil {
-		return fmt.Errorf("%s %q: %w", cdcFieldPublication, pub, err)
+		return nil, fmt.Errorf("%s %q: %w", cdcFieldPublication, pub, err)
+	}
+	want := map[string]bool{}
+	for _, t := range tables {
+		want[strconv.FormatUint(uint64(t.oid), 10)] = true
 	}
 	in := map[string]bool{}
 	for _, r := range have {
 		in[string(r[0])] = true
+		if managed && !want[string(r[0])] {
+			dropped = append(dropped, string(r[1]))
+		}
 	}
 	var missing []string
 	for _, t := range tables {
@@ -222,13 +245,17 @@ func cdcEnsurePublication(ctx context.Context, conn *pgconn.PgConn, pub string, 
 			missing = append(missing, t.ident)
 		}
 	}
-	if len(missing) == 0 {
-		return nil
+	if len(missing) > 0 {
+		if _, err := conn.Exec(ctx, "ALTER PUBLICATION "+cdcQuoteIdent(pub)+" ADD TABLE "+strings.Join(missing, ", ")).ReadAll(); err != nil {
+			return nil, fmt.Errorf("%s: adding %s to publication %q: %w", cdcFieldPublication, strings.Join(missing, ", "), pub, err)
+		}
 	}
-	if _, err := conn.Exec(ctx, "ALTER PUBLICATION "+cdcQuoteIdent(pub)+" ADD TABLE "+strings.Join(missing, ", ")).ReadAll(); err != nil {
-		return fmt.Errorf("%s: adding %s to publication %q: %w", cdcFieldPublication, strings.Join(missing, ", "), pub, err)
+	if len(dropped) > 0 {
+		if _, err := conn.Exec(ctx, "ALTER PUBLICATION "+cdcQuoteIdent(pub)+" DROP TABLE "+strings.Join(dropped, ", ")).ReadAll(); err != nil {
+			return nil, fmt.Errorf("%s: dropping %s from publication %q: %w", cdcFieldPublication, strings.Join(dropped, ", "), pub, err)
+		}
 	}
-	return nil
+	return dropped, nil
 }
 
 // cdcExport is the snapshot a slot's creation exported: the database as

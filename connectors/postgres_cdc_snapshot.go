@@ -333,7 +333,7 @@ func (in *pgcdcInput) readPages(ctx context.Context, r *cdcSnapReader, late bool
 		if err := r.seek(ctx, r.table+1, nil); err != nil {
 			return nil, nil, err
 		}
-		if _, _, ok := in.issue(in.pageMark(late, r.table, nil), true); !ok {
+		if _, _, ok := in.fl.issue(in.pageMark(late, r.table, nil), true, nil); !ok {
 			return nil, nil, errCDCRetry
 		}
 		return nil, nil, errCDCRetry
@@ -388,7 +388,7 @@ func (in *pgcdcInput) endSnapshot(ctx context.Context) (service.MessageBatch, se
 		return nil, nil, errCDCRetry
 	}
 	mark := cdcMark{Stream: true, Table: late}
-	if _, _, ok := in.issue(mark, true); !ok {
+	if _, _, ok := in.fl.issue(mark, true, nil); !ok {
 		return nil, nil, errCDCRetry
 	}
 	in.logger.Info("snapshot read; streaming changes")
@@ -413,7 +413,7 @@ func (in *pgcdcInput) endLate(ctx context.Context) (service.MessageBatch, servic
 		}
 		return nil, nil, errCDCRetry
 	}
-	if _, _, ok := in.issue(cdcMark{Stream: true, LSN: cdcLSN(in.pauseLSN), Table: n}, true); !ok {
+	if _, _, ok := in.fl.issue(cdcMark{Stream: true, LSN: cdcLSN(in.pauseLSN), Table: n}, true, nil); !ok {
 		return nil, nil, errCDCRetry
 	}
 	in.logger.Info("late tables read; streaming on")
@@ -438,7 +438,7 @@ func (in *pgcdcInput) emitHeld(ctx context.Context) (service.MessageBatch, servi
 	}
 	h := in.held[0]
 	in.held = in.held[1:]
-	ack, tk, ok := in.issue(h.end, false)
+	ack, tk, ok := in.fl.issue(h.end, false, nil)
 	if !ok {
 		return nil, nil, errCDCRetry
 	}

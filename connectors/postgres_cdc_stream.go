@@ -642,7 +642,7 @@ more:
 		}
 		in.mu.Unlock()
 	}
-	ack, tk, ok := in.issue(cdcMark{Stream: true, LSN: cdcLSN(end), Table: in.lateTbl, Key: in.lateKey}, len(msgs) == 0)
+	ack, tk, ok := in.fl.issue(cdcMark{Stream: true, LSN: cdcLSN(end), Table: in.lateTbl, Key: in.lateKey}, len(msgs) == 0, nil)
 	if !ok {
 		return nil, nil, errCDCRetry
 	}

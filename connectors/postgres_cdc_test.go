@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
 	"net/url"
 	"os"
 	"reflect"
@@ -882,90 +880,6 @@ func cdcRawRead(b *testing.B, d *cdcDB, n int) time.Duration {
 	return time.Since(start)
 }
 
-// cdcProxy forwards TCP connections to PostgreSQL, and can cut them all
-// and refuse new ones for a while: the database "goes away".
-type cdcProxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	refuse bool
-	wg     sync.WaitGroup
-}
-
-func newCDCProxy(t testing.TB, target string) *cdcProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	p := &cdcProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(p.close)
-	return p
-}
-
-func (p *cdcProxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		refuse := p.refuse
-		p.mu.Unlock()
-		if refuse {
-			c.Close()
-			continue
-		}
-		s, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns[c], p.conns[s] = struct{}{}, struct{}{}
-		p.mu.Unlock()
-		for _, pair := range [][2]net.Conn{{c, s}, {s, c}} {
-			p.wg.Add(1)
-			go func() {
-				defer p.wg.Done()
-				_, _ = io.Copy(pair[0], pair[1])
-				pair[0].Close()
-				pair[1].Close()
-				p.mu.Lock()
-				delete(p.conns, pair[0])
-				delete(p.conns, pair[1])
-				p.mu.Unlock()
-			}()
-		}
-	}
-}
-
-// cut closes every connection and refuses new ones for d.
-func (p *cdcProxy) cut(d time.Duration) {
-	p.mu.Lock()
-	p.refuse = true
-	for c := range p.conns {
-		c.Close()
-	}
-	p.mu.Unlock()
-	time.Sleep(d)
-	p.mu.Lock()
-	p.refuse = false
-	p.mu.Unlock()
-}
-
-func (p *cdcProxy) close() {
-	p.ln.Close()
-	p.mu.Lock()
-	for c := range p.conns {
-		c.Close()
-	}
-	p.mu.Unlock()
-	p.wg.Wait()
-}
-
 // TestPostgresCDCConnectionLossIntegration cuts the connections to
 // PostgreSQL (and refuses new ones for a while) in the middle of the
 // snapshot and twice while streaming, while a writer changes rows already
@@ -979,7 +893,7 @@ func TestPostgresCDCConnectionLossIntegration(t *testing.T) {
 	if err != nil || u.Host == "" {
 		t.Skipf("SAMSA_TEST_POSTGRES is not a URL with a host (%q): skipping the connection loss test", d.dsn)
 	}
-	proxy := newCDCProxy(t, u.Host)
+	proxy := newTCPProxy(t, "127.0.0.1:0", u.Host)
 	u.Host = proxy.ln.Addr().String()
 	d.dsn = u.String() // the input's; the test's own connection is direct
 	tbl := d.table("loss")
@@ -1506,4 +1420,88 @@ func TestPostgresCDCAddedTableIntegration(t *testing.T) {
 	var inPub int
 	require.NoError(t, d.conn.QueryRow(ctxT(t, 5*time.Second), `SELECT count(*) FROM pg_publication_tables WHERE pubname = $1 AND tablename = $2`, d.slot, b).Scan(&inPub))
 	require.Equal(t, 1, inPub)
+}
+
+// cdcPubTables lists the tables of a publication, by name.
+func (d *cdcDB) pubTables(pub string) []string {
+	d.t.Helper()
+	rows, err := d.conn.Query(ctxT(d.t, 5*time.Second), `SELECT tablename FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1`, pub)
+	require.NoError(d.t, err)
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(d.t, err)
+	return names
+}
+
+// TestPostgresCDCTablesChangedIntegration changes the tables of a source
+// without a snapshot: a table added goes into the publication and is
+// streamed from then on (its rows and changes from before are not read); a
+// table removed leaves the publication the source created, and none of its
+// changes are emitted, not even those made before the restart. A
+// publication the source did not create keeps every table.
+func TestPostgresCDCTablesChangedIntegration(t *testing.T) {
+	d := newCDCDB(t)
+	n := newNode(t)
+	a, b := d.table("a"), d.table("b")
+	d.exec(`CREATE TABLE ` + a + ` (id int PRIMARY KEY, v text)`)
+	d.exec(`CREATE TABLE ` + b + ` (id int PRIMARY KEY, v text)`)
+	d.exec(`INSERT INTO ` + a + ` VALUES (1, 'a1')`)
+	d.exec(`INSERT INTO ` + b + ` SELECT i, 'b' || i FROM generate_series(1, 10) i`)
+	ta, tb := "public."+a, "public."+b
+	key := func(id int) string { return fmt.Sprintf(`{"id":%d}`, id) }
+
+	st := startStream(t, env(t, n.log), d.pipeline("chg", 2, []string{a}, "snapshot: false"))
+	d.waitSlot()
+	require.Equal(t, []string{a}, d.pubTables(d.slot))
+	d.exec(`INSERT INTO ` + a + ` VALUES (2, 'a2')`)
+	d.exec(`INSERT INTO ` + b + ` VALUES (11, 'b11')`) // not published
+	want := []cdcFact{{"insert", ta, key(2), "a2"}}
+	cdcWaitCount(t, n.log, "chg", len(want), time.Minute)
+	st.stop(t, 5*time.Second)
+
+	// While stopped: A still in the publication, B not yet.
+	d.exec(`INSERT INTO ` + a + ` VALUES (3, 'a3')`)
+	d.exec(`UPDATE ` + b + ` SET v = 'u1' WHERE id = 1`)
+
+	st = startStream(t, env(t, n.log), d.pipeline("chg", 2, []string{b}, "snapshot: false"))
+	checkFor(t, 30*time.Second, 10*time.Millisecond, func() error {
+		if got := d.pubTables(d.slot); !slices.Equal(got, []string{b}) {
+			return fmt.Errorf("publication holds %v", got)
+		}
+		return nil
+	})
+	d.exec(`INSERT INTO ` + a + ` VALUES (4, 'a4')`)
+	d.exec(`INSERT INTO ` + b + ` VALUES (12, 'b12')`)
+	d.exec(`UPDATE ` + b + ` SET v = 'u2' WHERE id = 2`)
+	d.exec(`DELETE FROM ` + b + ` WHERE id = 3`)
+	want = append(want, cdcFact{"insert", tb, key(12), "b12"}, cdcFact{"update", tb, key(2), "u2"}, cdcFact{"delete", tb, key(3), ""})
+	cdcWaitCount(t, n.log, "chg", len(want), time.Minute)
+	time.Sleep(500 * time.Millisecond) // nothing more comes
+	st.stop(t, 5*time.Second)
+	cdcCheckFacts(t, cdcEvents(t, n.log, "chg"), want)
+
+	// A publication of someone else's keeps the tables the source lacks;
+	// one marked as the source's does not.
+	own := d.slot + "_own"
+	d.exec(`CREATE PUBLICATION ` + own + ` FOR TABLE ` + a + `, ` + b)
+	t.Cleanup(func() { _, _ = d.conn.Exec(context.Background(), `DROP PUBLICATION IF EXISTS `+own) })
+	cfg, err := cdcConnConfig(d.dsn, false)
+	require.NoError(t, err)
+	conn, err := pgconn.ConnectConfig(ctxT(t, 10*time.Second), cfg)
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	tables, err := cdcResolveTables(ctxT(t, 10*time.Second), conn, []string{b})
+	require.NoError(t, err)
+	dropped, err := cdcEnsurePublication(ctxT(t, 10*time.Second), conn, own, d.sourceID, tables)
+	require.NoError(t, err)
+	require.Empty(t, dropped)
+	require.Equal(t, []string{a, b}, d.pubTables(own))
+	d.exec(`COMMENT ON PUBLICATION ` + own + ` IS ` + cdcQuoteLiteral(cdcPublicationComment("another source")))
+	dropped, err = cdcEnsurePublication(ctxT(t, 10*time.Second), conn, own, d.sourceID, tables)
+	require.NoError(t, err)
+	require.Empty(t, dropped, "another source's publication")
+	d.exec(`COMMENT ON PUBLICATION ` + own + ` IS ` + cdcQuoteLiteral(cdcPublicationComment(d.sourceID)))
+	dropped, err = cdcEnsurePublication(ctxT(t, 10*time.Second), conn, own, d.sourceID, tables)
+	require.NoError(t, err)
+	require.Equal(t, []string{"public." + a}, dropped)
+	require.Equal(t, []string{b}, d.pubTables(own))
 }

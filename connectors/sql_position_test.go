@@ -142,24 +142,6 @@ func FuzzSQLPosition(f *testing.F) {
 	})
 }
 
-func TestSQLAcks(t *testing.T) {
-	var a sqlAcks
-	s1 := a.issue([]byte("1"))
-	s2 := a.issue([]byte("2"))
-	s3 := a.issue([]byte("3"))
-	a.ack(s2)
-	require.Nil(t, a.acked)
-	a.ack(s1)
-	require.Equal(t, []byte("2"), a.acked)
-	a.forgetPending()
-	a.ack(s3) // forgotten: read again
-	require.Equal(t, []byte("2"), a.acked)
-	require.Zero(t, a.unacked)
-	s4 := a.issue([]byte("3"))
-	a.ack(s4)
-	require.Equal(t, []byte("3"), a.acked)
-}
-
 func TestSQLHeadHistory(t *testing.T) {
 	var h headHistory
 	t0 := time.Now()

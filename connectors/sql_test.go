@@ -6,9 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -630,15 +628,6 @@ func serverAddr(t testing.TB, d *sqlDB) string {
 	return u.Host
 }
 
-// tcpProxy forwards connections on a loopback address to a server; closing
-// it cuts every connection, as a server going away does.
-type tcpProxy struct {
-	ln    net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
 // proxies are the running proxies by address.
 var proxies sync.Map
 
@@ -650,50 +639,13 @@ func proxyClose(t testing.TB, addr string) {
 	p.(*tcpProxy).close()
 }
 
+// startProxy starts a proxy on addr, which proxyClose finds.
 func startProxy(t testing.TB, addr, target string) *tcpProxy {
 	t.Helper()
-	var ln net.Listener
-	checkFor(t, 5*time.Second, 50*time.Millisecond, func() (err error) {
-		ln, err = net.Listen("tcp", addr)
-		return err
-	})
-	p := &tcpProxy{ln: ln}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, s)
-			p.mu.Unlock()
-			p.wg.Add(2)
-			go func() { defer p.wg.Done(); io.Copy(s, c); s.Close() }()
-			go func() { defer p.wg.Done(); io.Copy(c, s); c.Close() }()
-		}
-	}()
+	p := newTCPProxy(t, addr, target)
 	proxies.Store(addr, p)
-	t.Cleanup(p.close)
+	t.Cleanup(func() { proxies.CompareAndDelete(addr, p) })
 	return p
-}
-
-func (p *tcpProxy) close() {
-	proxies.CompareAndDelete(p.ln.Addr().String(), p)
-	p.ln.Close()
-	p.mu.Lock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-	p.mu.Unlock()
-	p.wg.Wait()
 }
 
 // testSQLSourceUnreachable starts the source on a database that is not
